@@ -1,0 +1,279 @@
+/*
+ * posattn: SIMD CPU kernels for position-dependent attention.
+ *
+ * This version provides ALiBi for arbitrary float positions (1-D): the slopes, the position bias on its own, and
+ * the fused bias-add-softmax, each with a scalar reference and AVX2, AVX-512 and NEON implementations chosen at run
+ * time. The mathematics is that of the project's SPEC (sections 1-3).
+ *
+ * Conventions shared by every entry point
+ * - Every function that can fail returns posattn_status; 0 (POSATTN_OK) is success. On any error nothing is
+ *   written to any output.
+ * - Sizes and strides are int64_t, strides are in elements (not bytes), and a stride of 0 means "contiguous".
+ *   Products of sizes and strides are checked for overflow.
+ * - Option structs mean "everything off" when zero-initialised; fields may be appended in later versions, so
+ *   always zero-initialise them (`posattn_softmax_options o = {0};`).
+ * - Work is split by the caller: kernels take a range [row_begin, row_end) of the H*nq rows, row r being head
+ *   r / nq and query r % nq, so an engine's own thread pool can call them concurrently on disjoint ranges.
+ * - No function allocates, prints, aborts, or keeps state between calls. The only global state is the one-time,
+ *   thread-safe CPU detection and the ISA a caller may force (see "Instruction sets").
+ * - Values are not scanned: a NaN or infinity in scores or positions propagates as IEEE arithmetic says (a NaN
+ *   score makes its row NaN).
+ */
+#ifndef POSATTN_H
+#define POSATTN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(POSATTN_SHARED_BUILD)
+#define POSATTN_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define POSATTN_API __attribute__((visibility("default")))
+#else
+#define POSATTN_API
+#endif
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Status codes                                                                                                   */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+typedef enum posattn_status {
+    POSATTN_OK = 0,
+    POSATTN_ERR_NULL = 1,             /* a required pointer is NULL */
+    POSATTN_ERR_SIZE = 2,             /* a size (heads, nq, nk) is zero or negative */
+    POSATTN_ERR_ROW_RANGE = 3,        /* row range not within [0, H*nq] or begin > end */
+    POSATTN_ERR_STRIDE = 4,           /* negative stride, row stride shorter than a row, or output rows that overlap */
+    POSATTN_ERR_OVERFLOW = 5,         /* a product of sizes and strides does not fit in 64 bits / the address space */
+    POSATTN_ERR_OVERLAP = 6,          /* an output overlaps an input or another output (exact in-place is allowed) */
+    POSATTN_ERR_SCALE = 7,            /* scale is NaN or infinite */
+    POSATTN_ERR_SOFTCAP = 8,          /* softcap is negative, NaN or infinite */
+    POSATTN_ERR_WINDOW = 9,           /* window is negative */
+    POSATTN_ERR_MAX_BIAS = 10,        /* max_bias is negative, NaN or infinite */
+    POSATTN_ERR_AXES = 11,            /* number of position axes not supported (this version: 1) */
+    POSATTN_ERR_METRIC = 12,          /* unknown distance metric */
+    POSATTN_ERR_MASK_TYPE = 13,       /* unknown mask element type */
+    POSATTN_ERR_FLAGS = 14,           /* unknown flag bits, or flags that contradict the other arguments */
+    POSATTN_ERR_ISA_UNKNOWN = 15,     /* an ISA name or value this library does not know */
+    POSATTN_ERR_ISA_UNSUPPORTED = 16  /* a known ISA that is not compiled in or that this CPU (or OS) lacks */
+} posattn_status;
+
+/* A short, static, human-readable name for a status ("ok", "null pointer", ...). Never NULL. */
+POSATTN_API const char *posattn_status_string(posattn_status status);
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Instruction sets                                                                                               */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/*
+ * Implementations, best first: AVX-512 (F+BW+DQ+VL, with AVX2+FMA+F16C) > AVX2 (with FMA and F16C) > scalar on
+ * x86-64; NEON > scalar on aarch64. The active ISA is resolved lazily, on the first call that needs it, and is
+ * thread-safe without global constructors. Detection on x86 checks cpuid, OSXSAVE and XGETBV (the OS must save
+ * the YMM / ZMM state), then the feature bits.
+ *
+ * The environment variable POSATTN_ISA=<name> (a name from posattn_isa_name, case-insensitive) forces an ISA at
+ * that first resolution; an unknown or unsupported name is ignored (the best ISA is used) and reported by
+ * posattn_init. posattn_force_isa forces one at any time.
+ */
+typedef enum posattn_isa {
+    POSATTN_ISA_AUTO = 0,   /* "best supported"; only meaningful for posattn_force_isa */
+    POSATTN_ISA_SCALAR = 1, /* "scalar": portable C, the reference */
+    POSATTN_ISA_AVX2 = 2,   /* "avx2" */
+    POSATTN_ISA_AVX512 = 3, /* "avx512" */
+    POSATTN_ISA_NEON = 4,   /* "neon" */
+    POSATTN_ISA_COUNT = 5
+} posattn_isa;
+
+/* Resolves the active ISA now (otherwise the first kernel call does) and reports POSATTN_ISA from the
+ * environment: POSATTN_OK when it is unset or was honoured, POSATTN_ERR_ISA_UNKNOWN or
+ * POSATTN_ERR_ISA_UNSUPPORTED when it was refused (the best supported ISA is then active). */
+POSATTN_API posattn_status posattn_init(void);
+
+/* The lower-case name of an ISA ("auto", "scalar", "avx2", "avx512", "neon"); "unknown" for other values. */
+POSATTN_API const char *posattn_isa_name(posattn_isa isa);
+
+/* Parses a name (case-insensitive) into *isa. POSATTN_ERR_NULL, or POSATTN_ERR_ISA_UNKNOWN. */
+POSATTN_API posattn_status posattn_isa_from_name(const char *name, posattn_isa *isa);
+
+/* 1 when the ISA's kernels are compiled into this build, else 0. */
+POSATTN_API int posattn_isa_compiled(posattn_isa isa);
+
+/* 1 when the ISA is compiled in and this CPU and OS can run it, else 0 (POSATTN_ISA_AUTO: 1). */
+POSATTN_API int posattn_isa_supported(posattn_isa isa);
+
+/* The ISA whose kernels the next call will run (never POSATTN_ISA_AUTO). */
+POSATTN_API posattn_isa posattn_active_isa(void);
+
+/* Forces an ISA for all following calls in the process (POSATTN_ISA_AUTO: back to the best supported).
+ * POSATTN_ERR_ISA_UNKNOWN for values outside the enum, POSATTN_ERR_ISA_UNSUPPORTED when not compiled in or not
+ * runnable here; on error the active ISA is unchanged. Meant for tests, comparisons and engines' settings:
+ * calls already running keep the ISA they started with. */
+POSATTN_API posattn_status posattn_force_isa(posattn_isa isa);
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* ALiBi slopes (SPEC 1)                                                                                          */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/*
+ * slopes[h] for h in [0, n_heads), with c = 2^floor(log2 n_heads):
+ *     m_h = 2^(-B(h+1)/c)              for h <  c
+ *     m_h = 2^(-(B/2)(2(h-c)+1)/c)     for h >= c
+ * B = max_bias (8 in the ALiBi paper and ggml's default). For B = 8 these are the paper's slopes for every head
+ * count, power of two or not. Results are within 1 ulp of the exact value.
+ * Errors: POSATTN_ERR_NULL (slopes), POSATTN_ERR_SIZE (n_heads <= 0), POSATTN_ERR_MAX_BIAS (B < 0, NaN, inf).
+ */
+POSATTN_API posattn_status posattn_alibi_slopes(int64_t n_heads, float max_bias, float *slopes);
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Positions (SPEC 2)                                                                                             */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+typedef enum posattn_metric {
+    POSATTN_METRIC_L1 = 0, /* dist = sum_a w_a |dq_a - dk_a| ; for one axis this is plain ALiBi */
+    POSATTN_METRIC_L2 = 1  /* dist = sqrt(sum_a (w_a (dq_a - dk_a))^2), Euclidean; equals L1 for one axis */
+} posattn_metric;
+
+/*
+ * Where queries and keys are, for the bias bias[h][i][j] = -m_h * dist_h(i, j). A NULL posattn_positions pointer,
+ * or a zero-initialised struct, means the KV-cache default: pk[j] = j, pq[i] = nk - nq + i (bottom-right aligned),
+ * exact for nk <= 2^24.
+ *
+ * q, k      positions as float32, query i's coordinate a at q[i*q_stride + a] (+ h*q_head_stride), likewise k.
+ *           Either may be NULL independently (that side then uses the default integer positions).
+ * axes      A, the number of coordinates per position; 0 means 1. This version supports A = 1 only
+ *           (POSATTN_ERR_AXES otherwise); the fields are shaped for A = 1..4.
+ * q_stride, k_stride            elements between consecutive positions; 0 means A (contiguous).
+ * q_head_stride, k_head_stride  elements between the position arrays of consecutive heads, so each head can
+ *                               carry its own positions; 0 means one array shared by all heads.
+ * weights   per-head axis weights w[h][a] at weights[h*A + a]; NULL means all ones. For A = 1 the effective slope
+ *           of head h is m_h * w[h][0].
+ * metric    POSATTN_METRIC_L1 or _L2 (POSATTN_ERR_METRIC otherwise).
+ */
+typedef struct posattn_positions {
+    const float *q;
+    const float *k;
+    int64_t axes;
+    int64_t q_stride;
+    int64_t k_stride;
+    int64_t q_head_stride;
+    int64_t k_head_stride;
+    const float *weights;
+    posattn_metric metric;
+} posattn_positions;
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* The position bias on its own ("external bias", SPEC 2)                                                         */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/*
+ * Writes bias[h][i][j] = -m_h * |pq_h[i] - pk_h[j]| (times w[h][0]) for the rows r in [row_begin, row_end) of the
+ * H*nq rows (h = r / nq, i = r % nq) and every key j in [0, nk), at bias[h*head_stride + i*row_stride + j].
+ * No masking: the bias is symmetric in i and j; causality is a mask of the softmax.
+ *
+ * slopes      [n_heads] per-head slopes (posattn_alibi_slopes, or learned ones); a slope of 0 gives a zero row.
+ * positions   NULL for the KV-cache default, see posattn_positions.
+ * row_stride  elements between rows (0: nk; otherwise >= nk); head_stride elements between heads (0: nq*row_stride).
+ * Accuracy: |Δ| is formed in float32 (exact when Sterbenz applies, else within 0.5 ulp of |Δ|), then one
+ * multiply: each value is within 1.5 ulp of -m|Δ| computed exactly from the float32 inputs. Identical on all ISAs
+ * up to the multiply-add contraction (same bound).
+ * Errors: NULL, SIZE, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP (bias overlapping slopes or positions), AXES, METRIC.
+ */
+POSATTN_API posattn_status posattn_alibi_bias(int64_t n_heads, int64_t nq, int64_t nk, const float *slopes,
+                                              const posattn_positions *positions, float *bias, int64_t row_stride,
+                                              int64_t head_stride, int64_t row_begin, int64_t row_end);
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Fused bias-add-softmax (SPEC 3)                                                                                */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+typedef enum posattn_mask_type {
+    POSATTN_MASK_F32 = 0, /* float32 mask */
+    POSATTN_MASK_F16 = 1  /* IEEE binary16 mask (uint16_t storage), as ggml's KQ mask */
+} posattn_mask_type;
+
+enum {
+    /* Causal masking, bottom-right aligned: key j is excluded when j > i + (nk - nq). Rows with no key left
+     * (nq > nk) are fully masked. */
+    POSATTN_CAUSAL = 1u << 0,
+    /* ggml soft_max_ext compatibility: x = scale*S + m_h*M, the engine having put the -|Δ| into the mask M. The
+     * position bias is then not computed (positions must be NULL: POSATTN_ERR_FLAGS otherwise) and a mask entry
+     * of -inf still excludes its key (never 0*(-inf) = NaN). */
+    POSATTN_MASK_TIMES_SLOPE = 1u << 1
+};
+
+/*
+ * Optional features of posattn_alibi_softmax; zero-initialise, then set what you use.
+ *
+ * flags            POSATTN_CAUSAL | POSATTN_MASK_TIMES_SLOPE; other bits: POSATTN_ERR_FLAGS.
+ * softcap          0: off; > 0: x = softcap * tanh(scale*S / softcap) before the bias (Gemma-2).
+ * window           0: off; W > 0: key j is excluded when |j - (i + nk - nq)| >= W (with causal: the query's last
+ *                  W keys, itself included).
+ * mask             NULL: off; else an additive mask M[i][j] of mask_type at
+ *                  mask[h*mask_head_stride + i*mask_row_stride + j]; an entry of -inf excludes the key.
+ * mask_row_stride  elements between mask rows; 0: nk.
+ * mask_head_stride elements between the masks of consecutive heads; 0: one mask broadcast over all heads.
+ * sinks            NULL: off; else sinks[h], a per-head logit (not scaled, biased or masked) that takes part in the
+ *                  max and the denominator only, so the row then sums to less than 1 (gpt-oss).
+ * lse              NULL: off; else lse[r] for each computed row r = h*nq + i receives mx + log(denominator), the
+ *                  row's log-sum-exp, -inf for a row with no valid key and no sink (to merge chunked softmaxes).
+ */
+typedef struct posattn_softmax_options {
+    uint32_t flags;
+    float softcap;
+    int64_t window;
+    const void *mask;
+    posattn_mask_type mask_type;
+    int64_t mask_row_stride;
+    int64_t mask_head_stride;
+    const float *sinks;
+    float *lse;
+} posattn_softmax_options;
+
+/*
+ * For each row r in [row_begin, row_end) of the H*nq rows (h = r / nq, i = r % nq) and every key j in [0, nk):
+ *     x_j = scale * S[h][i][j]
+ *     x_j = softcap * tanh(x_j / softcap)                   (if softcap > 0)
+ *     x_j += -m_h * |pq_h[i] - pk_h[j]|                     (computed here from positions; never read from memory)
+ *     x_j += M[i][j]   or   m_h * M[i][j] (MASK_TIMES_SLOPE) (if a mask is given)
+ *     P[h][i][j] = exp(x_j - mx) / (sum over valid j of exp(x_j - mx) + exp(sink_h - mx))
+ * with mx the maximum of the valid x_j and sink_h; masked keys (causal, window, mask = -inf) get exactly 0; a row
+ * with no valid key and no sink gets all zeros (never NaN).
+ *
+ * scores      S at scores[h*s_head_stride + i*s_row_stride + j]; s_row_stride 0: nk (else >= nk); s_head_stride
+ *             0: nq * s_row_stride.
+ * probs       P at probs[h*p_head_stride + i*p_row_stride + j], with the same stride rules. probs == scores with
+ *             equal strides is in place; any other overlap with an input is POSATTN_ERR_OVERLAP. Output rows must
+ *             not overlap each other (POSATTN_ERR_STRIDE).
+ * scale       multiplies the scores (1/sqrt(head_dim) usually); must be finite.
+ * slopes      [n_heads]; a slope of 0 turns the position bias off for that head.
+ * positions   NULL for the KV-cache default; see posattn_positions.
+ * options     NULL for all features off.
+ *
+ * Accuracy (u = 2^-24). Let L_j = |scale*S_j| (or softcap) + |bias_j| + |mask term_j| and L = max_j L_j over the
+ * row, and d_j = mx - x_j >= 0. Every output satisfies
+ *     |P_j - P*_j| <= ((4 L + d_j + 8) u + 0.5 u (1 + ...)) P*_j  +  2^-126
+ * against P*_j computed exactly (float64) from the same float32 inputs; concretely, with L <= 100, within
+ * 5.0e-5 * P*_j + 2^-126, for rows up to 2^20 keys. Derivation: forming x_j rounds at most 3 times (scale, bias,
+ * mask), an absolute error of 3 L u per logit, so d_j carries at most 6 L u + d_j u; the exponential adds 2 u
+ * (inline polynomial, relative error below 2 u on [-87, 0]); the denominator is summed with float32 partial sums of
+ * at most 16 terms per lane, then in float64 (relative error 16 u for any row length); the final scaling adds
+ * 1 u. Values exp(x_j - mx) below e^-87 (about 1.6e-38) are flushed to 0 by construction, so no subnormal is
+ * produced (the 2^-126 term). With a softcap, tanh adds 1 ulp of |x_j| <= cap.
+ *
+ * Errors: NULL (scores, probs, slopes), SIZE, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP, SCALE, SOFTCAP, WINDOW, AXES,
+ * METRIC, MASK_TYPE, FLAGS. On error nothing is written.
+ */
+POSATTN_API posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, const float *scores,
+                                                 int64_t s_row_stride, int64_t s_head_stride, float *probs,
+                                                 int64_t p_row_stride, int64_t p_head_stride, float scale,
+                                                 const float *slopes, const posattn_positions *positions,
+                                                 const posattn_softmax_options *options, int64_t row_begin,
+                                                 int64_t row_end);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* POSATTN_H */

@@ -1,0 +1,319 @@
+/*
+ * The public ALiBi entry points: validate everything, then cut the work into rows for the active ISA's kernels.
+ *
+ * Validation happens entirely before the first write, so that an error leaves every output untouched. Extents are
+ * computed in 64-bit arithmetic with overflow checks; overlap is judged on the byte ranges the tensors span, which
+ * is conservative for interleaved layouts (they are refused rather than risked).
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dispatch.h"
+
+const char *posattn_status_string(posattn_status status) {
+    switch (status) {
+    case POSATTN_OK: return "ok";
+    case POSATTN_ERR_NULL: return "a required pointer is NULL";
+    case POSATTN_ERR_SIZE: return "a size is zero or negative";
+    case POSATTN_ERR_ROW_RANGE: return "row range outside [0, heads*nq] or reversed";
+    case POSATTN_ERR_STRIDE: return "bad stride (negative, shorter than a row, or overlapping output rows)";
+    case POSATTN_ERR_OVERFLOW: return "sizes and strides overflow 64 bits or the address space";
+    case POSATTN_ERR_OVERLAP: return "an output overlaps an input or another output";
+    case POSATTN_ERR_SCALE: return "scale is not finite";
+    case POSATTN_ERR_SOFTCAP: return "softcap is negative or not finite";
+    case POSATTN_ERR_WINDOW: return "window is negative";
+    case POSATTN_ERR_MAX_BIAS: return "max_bias is negative or not finite";
+    case POSATTN_ERR_AXES: return "unsupported number of position axes";
+    case POSATTN_ERR_METRIC: return "unknown distance metric";
+    case POSATTN_ERR_MASK_TYPE: return "unknown mask type";
+    case POSATTN_ERR_FLAGS: return "unknown or contradictory flags";
+    case POSATTN_ERR_ISA_UNKNOWN: return "unknown instruction set";
+    case POSATTN_ERR_ISA_UNSUPPORTED: return "instruction set not compiled in or not supported by this CPU";
+    }
+    return "unknown status";
+}
+
+/* A byte range [begin, end) of caller memory; empty when begin == end (absent tensors). */
+typedef struct span {
+    uintptr_t begin, end;
+} span;
+
+static int spans_overlap(span a, span b) {
+    return a.begin < a.end && b.begin < b.end && a.begin < b.end && b.begin < a.end;
+}
+
+static int mul_add_ok(int64_t a, int64_t b, int64_t *acc) {
+    int64_t product;
+    if (__builtin_mul_overflow(a, b, &product)) return 0;
+    return !__builtin_add_overflow(*acc, product, acc);
+}
+
+/*
+ * The span of a [n_outer][n_inner][row_len] tensor of elem_size-byte elements with the given strides. Returns
+ * POSATTN_ERR_OVERFLOW when the last element's offset or the byte count does not fit, or the range wraps.
+ */
+static posattn_status tensor_span(const void *base, int64_t n_outer, int64_t outer_stride, int64_t n_inner,
+                                  int64_t inner_stride, int64_t row_len, size_t elem_size, span *out) {
+    out->begin = out->end = (uintptr_t)base;
+    if (!base) return POSATTN_OK;
+    int64_t elements = row_len;
+    if (!mul_add_ok(n_outer - 1, outer_stride, &elements) || !mul_add_ok(n_inner - 1, inner_stride, &elements)) {
+        return POSATTN_ERR_OVERFLOW;
+    }
+    int64_t bytes;
+    if (__builtin_mul_overflow(elements, (int64_t)elem_size, &bytes) || bytes > PTRDIFF_MAX) {
+        return POSATTN_ERR_OVERFLOW;
+    }
+    if (__builtin_add_overflow(out->begin, (uintptr_t)bytes, &out->end)) return POSATTN_ERR_OVERFLOW;
+    return POSATTN_OK;
+}
+
+/* Rows of an output must not overlap: with the two strides sorted, the smaller one must hold a row and the larger
+ * one all the rows the smaller one spans. Dimensions of extent 1 impose nothing. */
+static int output_rows_disjoint(int64_t n_a, int64_t stride_a, int64_t n_b, int64_t stride_b, int64_t row_len) {
+    if (n_a == 1) n_a = 0;
+    if (n_b == 1) n_b = 0;
+    if (!n_a && !n_b) return 1;
+    if (!n_a) return stride_b >= row_len;
+    if (!n_b) return stride_a >= row_len;
+    if (stride_a > stride_b) {
+        int64_t t = stride_a;
+        stride_a = stride_b, stride_b = t;
+        t = n_a, n_a = n_b, n_b = t;
+    }
+    if (stride_a < row_len) return 0;
+    int64_t spanned = row_len;
+    if (!mul_add_ok(n_a - 1, stride_a, &spanned)) return 0;
+    return stride_b >= spanned;
+}
+
+/* The shape shared by the bias and the softmax entry points. */
+typedef struct shape {
+    int64_t n_heads, nq, nk;
+} shape;
+
+static posattn_status check_shape_and_range(shape s, int64_t row_begin, int64_t row_end) {
+    if (s.n_heads <= 0 || s.nq <= 0 || s.nk <= 0) return POSATTN_ERR_SIZE;
+    int64_t rows;
+    if (__builtin_mul_overflow(s.n_heads, s.nq, &rows)) return POSATTN_ERR_OVERFLOW;
+    if (row_begin < 0 || row_end < row_begin || row_end > rows) return POSATTN_ERR_ROW_RANGE;
+    return POSATTN_OK;
+}
+
+/* A row-major [H][nq][nk] tensor with resolved strides and its byte span. */
+typedef struct rows_layout {
+    int64_t row_stride, head_stride;
+    span bytes;
+} rows_layout;
+
+static posattn_status resolve_rows(const void *base, shape s, int64_t row_stride, int64_t head_stride,
+                                   int is_output, rows_layout *out) {
+    if (row_stride < 0 || head_stride < 0) return POSATTN_ERR_STRIDE;
+    out->row_stride = row_stride ? row_stride : s.nk;
+    if (out->row_stride < s.nk) return POSATTN_ERR_STRIDE;
+    if (head_stride) {
+        out->head_stride = head_stride;
+    } else if (__builtin_mul_overflow(s.nq, out->row_stride, &out->head_stride)) {
+        return POSATTN_ERR_OVERFLOW;
+    }
+    posattn_status st = tensor_span(base, s.n_heads, out->head_stride, s.nq, out->row_stride, s.nk, sizeof(float),
+                                    &out->bytes);
+    if (st != POSATTN_OK) return st;
+    if (is_output && !output_rows_disjoint(s.n_heads, out->head_stride, s.nq, out->row_stride, s.nk)) {
+        return POSATTN_ERR_STRIDE;
+    }
+    return POSATTN_OK;
+}
+
+/* Positions with resolved strides, the spans of everything they point to, and a ready-to-use default. */
+typedef struct positions_layout {
+    posattn_positions p;
+    span q, k, weights;
+} positions_layout;
+
+static posattn_status resolve_positions(const posattn_positions *given, shape s, positions_layout *out) {
+    static const posattn_positions defaults = {0};
+    out->p = given ? *given : defaults;
+    posattn_positions *p = &out->p;
+    if (p->axes < 0 || p->axes > 4) return POSATTN_ERR_AXES;
+    if (p->axes == 0) p->axes = 1;
+    if (p->axes != 1) return POSATTN_ERR_AXES; /* N-D positions arrive in a later version */
+    if (p->metric != POSATTN_METRIC_L1 && p->metric != POSATTN_METRIC_L2) return POSATTN_ERR_METRIC;
+    if (p->q_stride < 0 || p->k_stride < 0 || p->q_head_stride < 0 || p->k_head_stride < 0) {
+        return POSATTN_ERR_STRIDE;
+    }
+    if (!p->q_stride) p->q_stride = p->axes;
+    if (!p->k_stride) p->k_stride = p->axes;
+    if (p->q_stride < p->axes || p->k_stride < p->axes) return POSATTN_ERR_STRIDE;
+    posattn_status st;
+    if ((st = tensor_span(p->q, s.n_heads, p->q_head_stride, s.nq, p->q_stride, p->axes, sizeof(float), &out->q)) ||
+        (st = tensor_span(p->k, s.n_heads, p->k_head_stride, s.nk, p->k_stride, p->axes, sizeof(float), &out->k)) ||
+        (st = tensor_span(p->weights, 1, 0, s.n_heads, p->axes, p->axes, sizeof(float), &out->weights))) {
+        return st;
+    }
+    return POSATTN_OK;
+}
+
+static span array_span(const float *base, int64_t n) {
+    span out = {(uintptr_t)base, (uintptr_t)base};
+    if (base) out.end += (uintptr_t)n * sizeof(float); /* n is a validated head or row count: no overflow */
+    return out;
+}
+
+/* The slope of head h for the position bias: m_h times the head's axis weight (|w| for the L2 metric). */
+static float effective_slope(const float *slopes, const posattn_positions *p, int64_t h) {
+    if (!p->weights) return slopes[h];
+    float w = p->weights[h * p->axes];
+    return slopes[h] * (p->metric == POSATTN_METRIC_L2 ? fabsf(w) : w);
+}
+
+static float query_position(const posattn_positions *p, shape s, int64_t h, int64_t i) {
+    return p->q ? p->q[h * p->q_head_stride + i * p->q_stride] : (float)(s.nk - s.nq + i);
+}
+
+static posattn_key_positions key_positions(const posattn_positions *p, int64_t h) {
+    posattn_key_positions keys = {NULL, 0};
+    if (p->k) {
+        keys.k_pos = p->k + h * p->k_head_stride;
+        keys.k_pos_stride = p->k_stride;
+    }
+    return keys;
+}
+
+posattn_status posattn_alibi_slopes(int64_t n_heads, float max_bias, float *slopes) {
+    if (!slopes) return POSATTN_ERR_NULL;
+    if (n_heads <= 0) return POSATTN_ERR_SIZE;
+    if (!(max_bias >= 0.0f) || isinf(max_bias)) return POSATTN_ERR_MAX_BIAS;
+    if ((uint64_t)n_heads > (uint64_t)PTRDIFF_MAX / sizeof(float)) return POSATTN_ERR_OVERFLOW;
+    posattn_active_kernels()->alibi_slopes(n_heads, max_bias, slopes);
+    return POSATTN_OK;
+}
+
+posattn_status posattn_alibi_bias(int64_t n_heads, int64_t nq, int64_t nk, const float *slopes,
+                                  const posattn_positions *positions, float *bias, int64_t row_stride,
+                                  int64_t head_stride, int64_t row_begin, int64_t row_end) {
+    if (!slopes || !bias) return POSATTN_ERR_NULL;
+    shape s = {n_heads, nq, nk};
+    posattn_status st = check_shape_and_range(s, row_begin, row_end);
+    if (st) return st;
+    positions_layout pos;
+    rows_layout out;
+    if ((st = resolve_positions(positions, s, &pos)) || (st = resolve_rows(bias, s, row_stride, head_stride, 1, &out))) {
+        return st;
+    }
+    span slope_bytes = array_span(slopes, n_heads);
+    if (spans_overlap(out.bytes, slope_bytes) || spans_overlap(out.bytes, pos.q) || spans_overlap(out.bytes, pos.k) ||
+        spans_overlap(out.bytes, pos.weights)) {
+        return POSATTN_ERR_OVERLAP;
+    }
+
+    const posattn_kernel_table *kernels = posattn_active_kernels();
+    for (int64_t r = row_begin; r < row_end; ++r) {
+        int64_t h = r / nq, i = r % nq;
+        float *row = bias + h * out.head_stride + i * out.row_stride;
+        float slope = effective_slope(slopes, &pos.p, h);
+        if (slope == 0.0f) {
+            /* "No bias" must stay exactly 0 even for infinite positions (0 * inf would be NaN). */
+            for (int64_t j = 0; j < nk; ++j) row[j] = 0.0f;
+            continue;
+        }
+        posattn_bias_row args = {row, nk, slope, query_position(&pos.p, s, h, i), key_positions(&pos.p, h)};
+        kernels->alibi_bias_row(&args);
+    }
+    return POSATTN_OK;
+}
+
+/* The valid keys [lo, hi) of query i under causal and window masking (SPEC 3), clamped to [0, nk]. */
+static void valid_keys(shape s, int64_t i, int causal, int64_t window, int64_t *lo, int64_t *hi) {
+    int64_t diagonal = i + s.nk - s.nq; /* the key aligned with query i */
+    int64_t begin = 0, end = s.nk;
+    if (causal && diagonal + 1 < end) end = diagonal + 1;
+    if (window > 0) {
+        if (diagonal - window + 1 > begin) begin = diagonal - window + 1;
+        if (!causal && diagonal + window < end) end = diagonal + window;
+    }
+    if (begin > s.nk) begin = s.nk;
+    if (end < begin) end = begin;
+    *lo = begin, *hi = end;
+}
+
+static posattn_status check_options(const posattn_softmax_options *o, const posattn_positions *positions) {
+    if (o->flags & ~(uint32_t)(POSATTN_CAUSAL | POSATTN_MASK_TIMES_SLOPE)) return POSATTN_ERR_FLAGS;
+    if ((o->flags & POSATTN_MASK_TIMES_SLOPE) && positions) return POSATTN_ERR_FLAGS;
+    if (!(o->softcap >= 0.0f) || isinf(o->softcap)) return POSATTN_ERR_SOFTCAP;
+    if (o->window < 0) return POSATTN_ERR_WINDOW;
+    if (o->mask && o->mask_type != POSATTN_MASK_F32 && o->mask_type != POSATTN_MASK_F16) {
+        return POSATTN_ERR_MASK_TYPE;
+    }
+    return POSATTN_OK;
+}
+
+posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, const float *scores,
+                                     int64_t s_row_stride, int64_t s_head_stride, float *probs, int64_t p_row_stride,
+                                     int64_t p_head_stride, float scale, const float *slopes,
+                                     const posattn_positions *positions, const posattn_softmax_options *options,
+                                     int64_t row_begin, int64_t row_end) {
+    static const posattn_softmax_options no_options = {0};
+    const posattn_softmax_options *o = options ? options : &no_options;
+    if (!scores || !probs || !slopes) return POSATTN_ERR_NULL;
+    shape s = {n_heads, nq, nk};
+    posattn_status st = check_shape_and_range(s, row_begin, row_end);
+    if (st) return st;
+    if (!isfinite(scale)) return POSATTN_ERR_SCALE;
+    if ((st = check_options(o, positions))) return st;
+
+    positions_layout pos;
+    rows_layout in, out;
+    if ((st = resolve_positions(positions, s, &pos)) ||
+        (st = resolve_rows(scores, s, s_row_stride, s_head_stride, 0, &in)) ||
+        (st = resolve_rows(probs, s, p_row_stride, p_head_stride, 1, &out))) {
+        return st;
+    }
+    int64_t mask_row_stride = o->mask_row_stride ? o->mask_row_stride : nk;
+    if (o->mask_row_stride < 0 || o->mask_head_stride < 0 || mask_row_stride < nk) return POSATTN_ERR_STRIDE;
+    int mask_is_f16 = o->mask_type == POSATTN_MASK_F16;
+    span mask_bytes;
+    if ((st = tensor_span(o->mask, n_heads, o->mask_head_stride, nq, mask_row_stride, nk,
+                          mask_is_f16 ? sizeof(uint16_t) : sizeof(float), &mask_bytes))) {
+        return st;
+    }
+    span lse_bytes = array_span(o->lse, n_heads * nq);
+    span inputs[] = {array_span(slopes, n_heads), array_span(o->sinks, n_heads), mask_bytes, pos.q, pos.k,
+                     pos.weights};
+    int in_place = probs == scores && in.row_stride == out.row_stride && in.head_stride == out.head_stride;
+    if ((!in_place && spans_overlap(out.bytes, in.bytes)) || spans_overlap(lse_bytes, in.bytes) ||
+        spans_overlap(lse_bytes, out.bytes)) {
+        return POSATTN_ERR_OVERLAP;
+    }
+    for (size_t n = 0; n < sizeof inputs / sizeof inputs[0]; ++n) {
+        if (spans_overlap(out.bytes, inputs[n]) || spans_overlap(lse_bytes, inputs[n])) return POSATTN_ERR_OVERLAP;
+    }
+
+    const posattn_kernel_table *kernels = posattn_active_kernels();
+    int mask_times_slope = (o->flags & POSATTN_MASK_TIMES_SLOPE) != 0;
+    size_t mask_elem = mask_is_f16 ? sizeof(uint16_t) : sizeof(float);
+    for (int64_t r = row_begin; r < row_end; ++r) {
+        int64_t h = r / nq, i = r % nq;
+        posattn_softmax_row row = {
+            .scores = scores + h * in.head_stride + i * in.row_stride,
+            .probs = probs + h * out.head_stride + i * out.row_stride,
+            .nk = nk,
+            .scale = scale,
+            .softcap = o->softcap,
+            .slope = mask_times_slope ? 0.0f : effective_slope(slopes, &pos.p, h),
+            .q_pos = query_position(&pos.p, s, h, i),
+            .keys = key_positions(&pos.p, h),
+            .mask = o->mask ? (const char *)o->mask + (size_t)(h * o->mask_head_stride + i * mask_row_stride) * mask_elem
+                            : NULL,
+            .mask_is_f16 = mask_is_f16,
+            .mask_scale = mask_times_slope ? slopes[h] : 1.0f,
+            .has_sink = o->sinks != NULL,
+            .sink = o->sinks ? o->sinks[h] : 0.0f,
+            .lse = o->lse ? o->lse + r : NULL,
+        };
+        valid_keys(s, i, (o->flags & POSATTN_CAUSAL) != 0, o->window, &row.lo, &row.hi);
+        kernels->alibi_softmax_row(&row);
+    }
+    return POSATTN_OK;
+}

@@ -1,0 +1,21 @@
+/*
+ * Constants of the inline float32 exponential shared by the SIMD kernels (each ISA evaluates them with its own
+ * intrinsics). exp(x) = 2^n * exp(r), n = round(x * log2(e)), r = x - n*ln2 in two steps (Cody-Waite: LN2_HI has
+ * few mantissa bits so n*LN2_HI is exact for |n| <= 2^8), then exp(r) = 1 + r + r^2 * P(r) on |r| <= ln2/2 with the
+ * degree-5 minimax P of Cephes' expf. With FMA the relative error is below 2 ulp on [-87, 0], the only range the
+ * softmax uses (x - max <= 0, results below e^-87 flushed to 0 by POSATTN_EXP_FLUSH_BELOW).
+ */
+#ifndef POSATTN_EXP_F32_H
+#define POSATTN_EXP_F32_H
+
+#define POSATTN_EXP_LOG2E 1.44269504088896341f
+#define POSATTN_EXP_LN2_HI 0.693359375f
+#define POSATTN_EXP_LN2_LO (-2.12194440e-4f)
+#define POSATTN_EXP_P0 1.9875691500e-4f
+#define POSATTN_EXP_P1 1.3981999507e-3f
+#define POSATTN_EXP_P2 8.3334519073e-3f
+#define POSATTN_EXP_P3 4.1665795894e-2f
+#define POSATTN_EXP_P4 1.6666665459e-1f
+#define POSATTN_EXP_P5 5.0000001201e-1f
+
+#endif /* POSATTN_EXP_F32_H */

@@ -1,0 +1,119 @@
+/*
+ * The internal contract between the dispatcher and the per-ISA kernels, and the registry of implementations.
+ *
+ * The public entry points validate every argument, then cut the work into rows and call one row kernel per row
+ * through the table of the active ISA. Row kernels therefore never see invalid input and never fail.
+ */
+#ifndef POSATTN_KERNELS_H
+#define POSATTN_KERNELS_H
+
+#include <stdint.h>
+
+#include "posattn.h"
+
+#if defined(__GNUC__)
+#define POSATTN_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define POSATTN_HIDDEN
+#endif
+
+/* Results of exp below this are flushed to 0, so no subnormal is ever produced (e^-87 ~ 1.65e-38 > FLT_MIN). */
+#define POSATTN_EXP_FLUSH_BELOW (-87.0f)
+
+/* Where key j sits: k_pos[j * k_pos_stride], or j itself when k_pos is NULL. */
+typedef struct posattn_key_positions {
+    const float *k_pos;
+    int64_t k_pos_stride;
+} posattn_key_positions;
+
+/* One row of the external bias: bias[j] = -slope * |q_pos - k_j| for j in [0, nk). slope != 0. */
+typedef struct posattn_bias_row {
+    float *bias;
+    int64_t nk;
+    float slope;
+    float q_pos;
+    posattn_key_positions keys;
+} posattn_bias_row;
+
+/*
+ * One row of the fused softmax. Keys outside [lo, hi) are written as exactly 0. Inside:
+ *   x = scale * s[j]; if softcap > 0: x = softcap * tanh(x / softcap); if slope != 0: x -= slope * |q_pos - k_j|;
+ *   if mask: x = (M[j] == -inf) ? -inf : x + mask_scale * M[j]
+ * then the softmax with an optional sink. probs may equal scores (in place).
+ */
+typedef struct posattn_softmax_row {
+    const float *scores;
+    float *probs;
+    int64_t nk;
+    int64_t lo, hi; /* 0 <= lo <= hi <= nk */
+    float scale;
+    float softcap;
+    float slope;
+    float q_pos;
+    posattn_key_positions keys;
+    const void *mask; /* NULL or the row's mask M[0..nk) */
+    int mask_is_f16;
+    float mask_scale; /* 1, or m_h in MASK_TIMES_SLOPE mode */
+    int has_sink;
+    float sink;
+    float *lse; /* NULL or where the row's log-sum-exp goes */
+} posattn_softmax_row;
+
+typedef void (*posattn_slopes_fn)(int64_t n_heads, float max_bias, float *slopes);
+typedef void (*posattn_bias_row_fn)(const posattn_bias_row *row);
+typedef void (*posattn_softmax_row_fn)(const posattn_softmax_row *row);
+
+/* The registry: every kernel family, implemented once per ISA. Adding a family is one line here and one entry in
+ * each ISA's table; the dispatcher, the tests and the benchmarks reach every entry through the public API with
+ * the ISA forced. */
+typedef struct posattn_kernel_table {
+    posattn_slopes_fn alibi_slopes;
+    posattn_bias_row_fn alibi_bias_row;
+    posattn_softmax_row_fn alibi_softmax_row;
+} posattn_kernel_table;
+
+#define POSATTN_DECLARE_ISA(isa)                                                                                   \
+    POSATTN_HIDDEN void posattn_alibi_slopes_f32_##isa(int64_t n_heads, float max_bias, float *slopes);           \
+    POSATTN_HIDDEN void posattn_alibi_bias_row_f32_##isa(const posattn_bias_row *row);                            \
+    POSATTN_HIDDEN void posattn_alibi_softmax_row_f32_##isa(const posattn_softmax_row *row);
+
+POSATTN_DECLARE_ISA(scalar)
+POSATTN_DECLARE_ISA(avx2)
+POSATTN_DECLARE_ISA(avx512)
+POSATTN_DECLARE_ISA(neon)
+
+#define POSATTN_KERNEL_TABLE(isa)                                                                                  \
+    {posattn_alibi_slopes_f32_##isa, posattn_alibi_bias_row_f32_##isa, posattn_alibi_softmax_row_f32_##isa}
+
+/* Shared by every ISA's slopes kernel: the exponent of 2 for head h (SPEC 1), exact in float64. */
+static inline double posattn_alibi_slope_exponent(int64_t h, int64_t n_heads, double max_bias) {
+    int64_t c = 1;
+    while (c * 2 <= n_heads) c *= 2;
+    if (h < c) return -max_bias * (double)(h + 1) / (double)c;
+    return -(max_bias / 2.0) * (double)(2 * (h - c) + 1) / (double)c;
+}
+
+/* IEEE binary16 to float32 for the scalar path (the SIMD paths convert in hardware). */
+static inline float posattn_f16_to_f32(uint16_t h) {
+    union {
+        uint32_t u;
+        float f;
+    } v;
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t mant = h & 0x3ffu;
+    if (exp == 0x1fu) {
+        v.u = sign | 0x7f800000u | (mant << 13);
+    } else if (exp != 0) {
+        v.u = sign | ((exp + 112u) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        v.u = sign;
+    } else {
+        /* A binary16 subnormal is a normal float32: scale the integer mantissa by 2^-24 exactly. */
+        v.f = (float)mant * 5.9604644775390625e-8f;
+        v.u |= sign;
+    }
+    return v.f;
+}
+
+#endif /* POSATTN_KERNELS_H */
