@@ -254,16 +254,16 @@ typedef struct posattn_softmax_options {
  * Accuracy, on every ISA. Let u = 2^-24, P*_j the exact result computed from the same float32 inputs,
  * L_j = |scale*S_j| (after the softcap, if any) + |bias_j| + |mask term_j|, L = max(max_j L_j, |sink_h|) over the
  * row's valid keys, and d_j = mx* - x*_j >= 0. Then for rows of up to 2^20 keys (and beyond)
- *     |P_j - P*_j| <= (10 L + d_j + 22) u P*_j + 2e-38,       |lse - lse*| <= (11 L + 20) u + u |lse*|.
- * With logits in [-100, 100] (L <= 100) every output is within 6.7e-5 relative (plus 2e-38 absolute), since
+ *     |P_j - P*_j| <= (10 L + d_j + 22) u P*_j + 2.4e-38,       |lse - lse*| <= (11 L + 20) u + u |lse*|.
+ * With logits in [-100, 100] (L <= 100) every output is within 6.7e-5 relative (plus 2.4e-38 absolute), since
  * outputs with d_j > 87 are below the flush threshold. Derivation: forming x_j takes at most four roundings
  * (scale, |Δ|, slope product, additions), an absolute error of at most 4 u L_j; an error in the row maximum shifts
  * every exponent alike and cancels in the ratio; x_j - mx rounds once more (u d_j); the exponential adds 2 u
  * (inline polynomial on [-87, 0]; libm in the scalar reference); the denominator is a weighted mean of terms with
  * those errors (d <= 2L) plus the summation error, at most 16 u because partial sums hold at most 16 terms in
  * float32 before joining a float64 total (so the bound does not grow with the row length); normalising adds 2 u.
- * Values exp(x_j - mx) below e^-87 (about 1.6e-38) are flushed to exactly 0 by construction, so no path produces
- * subnormals (the absolute term). The bound is worst case; typical errors are a few u.
+ * Values exp(x_j - mx) below e^-87 (about 1.6e-38) and outputs below 2^-125 (about 2.35e-38) are flushed to
+ * exactly 0 by construction, before they are formed, so no path produces subnormals (the absolute term). The bound is worst case; typical errors are a few u.
  *
  * Errors: NULL (scores, probs, slopes), SIZE, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP, SCALE, SOFTCAP, WINDOW, AXES,
  * METRIC, MASK_TYPE, FLAGS. On error nothing is written.

@@ -20,6 +20,11 @@
 /* Results of exp below this are flushed to 0, so no subnormal is ever produced (e^-87 ~ 1.65e-38 > FLT_MIN). */
 #define POSATTN_EXP_FLUSH_BELOW (-87.0f)
 
+/* Normalised outputs below this are 0: dividing an exponential that is itself normal by a large denominator would
+ * otherwise produce subnormals (slow on x86, and the library cannot set FTZ for its caller). SIMD paths decide it
+ * before the multiply, by comparing e_j with POSATTN_OUTPUT_FLUSH_BELOW * sum, so no subnormal is ever formed. */
+#define POSATTN_OUTPUT_FLUSH_BELOW 0x1p-125f
+
 /* Where key j sits: k_pos[j * k_pos_stride], or j itself when k_pos is NULL. */
 typedef struct posattn_key_positions {
     const float *k_pos;

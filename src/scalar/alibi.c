@@ -67,7 +67,10 @@ void posattn_alibi_softmax_row_f32_scalar(const posattn_softmax_row *row) {
         probs[j] = e;
         sum += e;
     }
-    /* Pass 3: normalise with one rounding per output. */
-    for (int64_t j = row->lo; j < row->hi; ++j) probs[j] = (float)((double)probs[j] / sum);
+    /* Pass 3: normalise with one rounding per output, flushing what would round to a subnormal. */
+    for (int64_t j = row->lo; j < row->hi; ++j) {
+        double p = (double)probs[j] / sum;
+        probs[j] = p < (double)POSATTN_OUTPUT_FLUSH_BELOW ? 0.0f : (float)p;
+    }
     if (row->lse) *row->lse = (float)((double)mx + log(sum));
 }
