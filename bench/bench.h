@@ -1,0 +1,56 @@
+/*
+ * The benchmark suite's internal interface: benchmark bodies are C (cases.c and the peer and roofline files), the
+ * C++ shim (shim.cc) only registers them with Google Benchmark and times pab_run.
+ *
+ * Names follow one grammar, parsed by scripts/bench_report.py:  <family>/<variant>/<shape>
+ *   alibi_softmax/<isa>/<shape>          posattn_alibi_softmax with the ISA forced (one row per ISA of the registry)
+ *   alibi_bias/<isa>/<shape>             posattn_alibi_bias (the external bias) with the ISA forced
+ *   roofline_memcpy/rows/<shape>         memcpy of each row from S to P: the same bytes as the fused kernel
+ *   roofline_sleef_expf/<isa>/<shape>    SLEEF's vector expf over the same elements (S read, P written)
+ *   peer_onednn/softmax/<shape>          oneDNN softmax on logits with the bias added beforehand (add not timed)
+ *   peer_onednn/bias+softmax/<shape>     the same with scale*S + B (bias materialised beforehand) timed too
+ *   peer_xnnpack/softmax|bias+softmax/<shape>
+ *   peer_naive/multipass/<shape>         plain C as engines write it: materialise, add, max, exp, sum, scale
+ *   mt_alibi_softmax/<isa>/<shape>/threads:<n>   rows split over n threads with the row-range API
+ * Google Benchmark appends "/real_time".
+ */
+#ifndef PAB_BENCH_H
+#define PAB_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pab_case {
+    char name[160];
+    double elements; /* logits processed per call: heads * nq * nk */
+    double bytes;    /* bytes the call must move at least (see the family's comment in cases.c) */
+    int threads;     /* > 1 for the multi-core family */
+    const void *impl; /* private to cases.c */
+} pab_case;
+
+/* Builds the list (idempotent). */
+size_t pab_case_count(void);
+const pab_case *pab_case_at(size_t i);
+
+/* Prepares a case and runs it once untimed (warm-up, page faults). Returns NULL and sets *ctx on success, or a
+ * static message saying why the case is skipped ("ISA not supported on this CPU", a peer not built, ...). */
+const char *pab_prepare(const pab_case *c, void **ctx);
+/* One call of the measured operation. */
+void pab_run(void *ctx);
+/* Releases what pab_prepare made for this case (shape buffers stay cached for the next case on the same shape). */
+void pab_finish(void *ctx);
+/* Frees every cached buffer. */
+void pab_release_all(void);
+
+/* Key/value facts for the benchmark context (JSON "context"): index i from 0 until it returns 0. */
+int pab_context(size_t i, const char **key, char *value, size_t value_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PAB_BENCH_H */
