@@ -1,5 +1,327 @@
-/* Placeholder: forwards to the scalar reference until the neon kernels land. */
+/*
+ * NEON (AArch64 Advanced SIMD) ALiBi kernels, 4 float32 lanes.
+ *
+ * ISA: Advanced SIMD is architectural on every ARMv8-A AArch64 core, so this file needs no compile flag and no
+ * run-time check; everything it uses (FMA, FABD, FRINTN, FMAXNM, FCVTL from binary16) is baseline. The softcap
+ * calls SLEEF's AdvSIMD tanh (out of line in SLEEF 3.5); the exponential is inline (constants in exp_f32.h) so it
+ * stays in registers, and groups of 16 keys that all lie more than 87 below the row maximum skip it.
+ *
+ * Tails: rows are walked from `lo` in whole vectors. The last 1-3 keys of the softmax are copied into a zero-padded
+ * 4-lane buffer and go through the same vector code, so their logits are bit-identical to a full vector's and
+ * nothing outside [0, nk) is read or written (a vendored library cannot assume padding). The bias row ends with
+ * scalar code that performs the same two roundings as its vector code.
+ *
+ * Sums: exponentials are accumulated in float32 lanes for at most 16 terms per lane, then widened and added in
+ * float64. A float32 partial of k <= 16 non-negative terms is within (k-1)u of its exact value and float64 adds
+ * only 2^-53 per step, so the denominator is within 16u for any row length, 2^20 keys and beyond (the bound the
+ * public header states); a plain float32 running sum could drift by up to nk*u instead.
+ *
+ * Subnormals: exponentials below e^-87 and outputs below 2^-125 become exactly 0, each decided by a compare before
+ * the value is formed, so none is ever produced (they are slow on several cores, and every ISA must agree on
+ * the zeros). "Less than" is false for NaN, which therefore propagates.
+ *
+ * Logits are formed with exactly the roundings of the scalar reference (separate multiply and add for the bias and
+ * the mask, no contraction). The paths then agree on which keys are excluded and which exponentials flush to
+ * exactly 0, and differ only through the exp and tanh polynomials, the summation order and the final scaling.
+ */
+#include <arm_neon.h>
+#include <math.h>
+#include <sleef.h>
+#include <string.h>
+
+#include "../exp_f32.h"
 #include "../kernels.h"
-void posattn_alibi_slopes_f32_neon(int64_t n, float b, float *s) { posattn_alibi_slopes_f32_scalar(n, b, s); }
-void posattn_alibi_bias_row_f32_neon(const posattn_bias_row *r) { posattn_alibi_bias_row_f32_scalar(r); }
-void posattn_alibi_softmax_row_f32_neon(const posattn_softmax_row *r) { posattn_alibi_softmax_row_f32_scalar(r); }
+
+/* Four vectors in flight hide the latency of the exp polynomial's FMA chain. */
+#define KEYS_PER_GROUP 16
+/* Groups summed in float32 before widening: one term per lane per group, so 16 terms per lane at most. */
+#define GROUPS_PER_PARTIAL 16
+
+static const int32_t lane_index_s32[4] = {0, 1, 2, 3};
+
+void posattn_alibi_slopes_f32_neon(int64_t n_heads, float max_bias, float *slopes) {
+    /* A few dozen values per model: float64 exp2 rounded once is within 1 ulp and identical to the scalar
+     * reference, which a float32 SIMD exp2 could not promise; vectorising here would gain nothing. */
+    for (int64_t h = 0; h < n_heads; ++h) {
+        slopes[h] = (float)exp2(posattn_alibi_slope_exponent(h, n_heads, (double)max_bias));
+    }
+}
+
+static inline float key_position(const posattn_key_positions *keys, int64_t j) {
+    return keys->k_pos ? keys->k_pos[j * keys->k_pos_stride] : (float)j;
+}
+
+/* Keys j..j+3. The implicit positions (float)j come from an int32 iota, exactly as the int64 conversion would
+ * round them; past 2^31 keys the lanes are converted one by one like the scalar reference does. */
+static inline float32x4_t key_positions_f32x4(const posattn_key_positions *keys, int64_t j) {
+    if (keys->k_pos) {
+        if (keys->k_pos_stride == 1) return vld1q_f32(keys->k_pos + j);
+        const int64_t stride = keys->k_pos_stride;
+        const float *k_pos = keys->k_pos + j * stride;
+        float32x4_t k_f32x4 = vld1q_dup_f32(k_pos);
+        k_f32x4 = vld1q_lane_f32(k_pos + stride, k_f32x4, 1);
+        k_f32x4 = vld1q_lane_f32(k_pos + 2 * stride, k_f32x4, 2);
+        return vld1q_lane_f32(k_pos + 3 * stride, k_f32x4, 3);
+    }
+    if (j <= INT32_MAX - 3) {
+        return vcvtq_f32_s32(vaddq_s32(vdupq_n_s32((int32_t)j), vld1q_s32(lane_index_s32)));
+    }
+    const float lanes[4] = {(float)j, (float)(j + 1), (float)(j + 2), (float)(j + 3)};
+    return vld1q_f32(lanes);
+}
+
+/* The row's constants, broadcast once; the feature flags branch the same way for every vector of a row. */
+typedef struct logit_params {
+    const float *scores;
+    const void *mask;
+    int mask_is_f16;
+    int has_softcap;
+    int has_bias;
+    posattn_key_positions keys;
+    float32x4_t scale_f32x4;
+    float32x4_t softcap_f32x4;
+    float32x4_t slope_f32x4;
+    float32x4_t q_pos_f32x4;
+    float32x4_t mask_scale_f32x4;
+} logit_params;
+
+static inline float32x4_t logits_from_f32x4(const logit_params *p, float32x4_t s_f32x4, float32x4_t k_f32x4,
+                                            float32x4_t m_f32x4) {
+    float32x4_t x_f32x4 = vmulq_f32(p->scale_f32x4, s_f32x4);
+    if (p->has_softcap) {
+        /* A true division, as the reference does: x * (1/cap) would round twice. */
+        x_f32x4 = vmulq_f32(p->softcap_f32x4, Sleef_tanhf4_u10advsimd(vdivq_f32(x_f32x4, p->softcap_f32x4)));
+    }
+    if (p->has_bias) {
+        /* FABD rounds |q - k| once, as fabsf(q - k) does (rounding to nearest is symmetric). */
+        x_f32x4 = vsubq_f32(x_f32x4, vmulq_f32(p->slope_f32x4, vabdq_f32(p->q_pos_f32x4, k_f32x4)));
+    }
+    if (p->mask) {
+        /* Select rather than add, so that a slope of 0 times a -inf entry (ggml mode) still excludes, never NaN. */
+        const float32x4_t minus_inf_f32x4 = vdupq_n_f32(-INFINITY);
+        uint32x4_t excluded_u32x4 = vceqq_f32(m_f32x4, minus_inf_f32x4);
+        x_f32x4 = vbslq_f32(excluded_u32x4, minus_inf_f32x4,
+                            vaddq_f32(x_f32x4, vmulq_f32(p->mask_scale_f32x4, m_f32x4)));
+    }
+    return x_f32x4;
+}
+
+static inline float32x4_t mask_f32x4(const logit_params *p, int64_t j) {
+    if (p->mask_is_f16) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)p->mask + j)));
+    return vld1q_f32((const float *)p->mask + j);
+}
+
+/* Logits of keys j..j+3, all inside the row. */
+static inline float32x4_t logits_f32x4(const logit_params *p, int64_t j) {
+    const float32x4_t zero_f32x4 = vdupq_n_f32(0.0f);
+    return logits_from_f32x4(p, vld1q_f32(p->scores + j), p->has_bias ? key_positions_f32x4(&p->keys, j) : zero_f32x4,
+                             p->mask ? mask_f32x4(p, j) : zero_f32x4);
+}
+
+/* Logits of the last n (1..3) keys at j; the padding lanes come out as -inf, which neither the max nor the sum
+ * can see. */
+static inline float32x4_t logits_tail_f32x4(const logit_params *p, int64_t j, int64_t n) {
+    float s_buf[4] = {0}, k_buf[4] = {0}, m_buf[4] = {0};
+    uint16_t h_buf[4] = {0};
+    for (int64_t l = 0; l < n; ++l) {
+        s_buf[l] = p->scores[j + l];
+        if (p->has_bias) k_buf[l] = key_position(&p->keys, j + l);
+        if (p->mask && p->mask_is_f16) h_buf[l] = ((const uint16_t *)p->mask)[j + l];
+        if (p->mask && !p->mask_is_f16) m_buf[l] = ((const float *)p->mask)[j + l];
+    }
+    float32x4_t m_f32x4 = p->mask_is_f16 ? vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h_buf))) : vld1q_f32(m_buf);
+    float32x4_t x_f32x4 = logits_from_f32x4(p, vld1q_f32(s_buf), vld1q_f32(k_buf), m_f32x4);
+    uint32x4_t live_u32x4 = vcltq_s32(vld1q_s32(lane_index_s32), vdupq_n_s32((int32_t)n));
+    return vbslq_f32(live_u32x4, x_f32x4, vdupq_n_f32(-INFINITY));
+}
+
+/*
+ * exp(x) for x in [-87, 0] (exp_f32.h): n = round(x log2 e), r = x - n ln2 in two FMA steps, exp(r) by the Cephes
+ * polynomial, then 2^n added to the exponent field. On that range n >= -126, and n = -126 only for x <= -86.99
+ * where r >= 0.33 and exp(r) > 1, so the result is normal and the integer add cannot underflow the exponent. Other inputs give garbage that the
+ * caller masks; a NaN stays NaN (its n converts to 0).
+ */
+static inline float32x4_t exp_f32x4(float32x4_t x_f32x4) {
+    float32x4_t n_f32x4 = vrndnq_f32(vmulq_n_f32(x_f32x4, POSATTN_EXP_LOG2E));
+    float32x4_t r_f32x4 = vfmsq_f32(x_f32x4, n_f32x4, vdupq_n_f32(POSATTN_EXP_LN2_HI));
+    r_f32x4 = vfmsq_f32(r_f32x4, n_f32x4, vdupq_n_f32(POSATTN_EXP_LN2_LO));
+    float32x4_t r2_f32x4 = vmulq_f32(r_f32x4, r_f32x4);
+    float32x4_t p_f32x4 = vfmaq_f32(vdupq_n_f32(POSATTN_EXP_P1), vdupq_n_f32(POSATTN_EXP_P0), r_f32x4);
+    p_f32x4 = vfmaq_f32(vdupq_n_f32(POSATTN_EXP_P2), p_f32x4, r_f32x4);
+    p_f32x4 = vfmaq_f32(vdupq_n_f32(POSATTN_EXP_P3), p_f32x4, r_f32x4);
+    p_f32x4 = vfmaq_f32(vdupq_n_f32(POSATTN_EXP_P4), p_f32x4, r_f32x4);
+    p_f32x4 = vfmaq_f32(vdupq_n_f32(POSATTN_EXP_P5), p_f32x4, r_f32x4);
+    float32x4_t y_f32x4 = vaddq_f32(vfmaq_f32(r_f32x4, p_f32x4, r2_f32x4), vdupq_n_f32(1.0f));
+    int32x4_t scale_s32x4 = vshlq_n_s32(vcvtq_s32_f32(n_f32x4), 23);
+    return vreinterpretq_f32_s32(vaddq_s32(vreinterpretq_s32_f32(y_f32x4), scale_s32x4));
+}
+
+/* exp(d) for d = x - mx <= 0, exactly 0 below the flush threshold so that no subnormal is ever formed. "Less than"
+ * is false for NaN, so a NaN logit keeps its NaN and poisons the row as IEEE arithmetic says. */
+static inline float32x4_t flushed_exp_f32x4(float32x4_t d_f32x4) {
+    uint32x4_t below_u32x4 = vcltq_f32(d_f32x4, vdupq_n_f32(POSATTN_EXP_FLUSH_BELOW));
+    return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(exp_f32x4(d_f32x4)), below_u32x4));
+}
+
+static inline float64x2_t add_widened_f64x2(float64x2_t sum_f64x2, float32x4_t partial_f32x4) {
+    sum_f64x2 = vaddq_f64(sum_f64x2, vcvt_f64_f32(vget_low_f32(partial_f32x4)));
+    return vaddq_f64(sum_f64x2, vcvt_high_f64_f32(partial_f32x4));
+}
+
+/* The maximum of the logits in [lo, hi), -inf when there is none. FMAXNM ignores NaN like fmaxf does, so a NaN
+ * logit does not become the row maximum here either (it still poisons the sum). */
+static inline float row_max(const logit_params *p, int64_t lo, int64_t hi) {
+    float32x4_t max0_f32x4 = vdupq_n_f32(-INFINITY);
+    float32x4_t max1_f32x4 = max0_f32x4, max2_f32x4 = max0_f32x4, max3_f32x4 = max0_f32x4;
+    int64_t j = lo;
+    for (; hi - j >= KEYS_PER_GROUP; j += KEYS_PER_GROUP) {
+        max0_f32x4 = vmaxnmq_f32(max0_f32x4, logits_f32x4(p, j));
+        max1_f32x4 = vmaxnmq_f32(max1_f32x4, logits_f32x4(p, j + 4));
+        max2_f32x4 = vmaxnmq_f32(max2_f32x4, logits_f32x4(p, j + 8));
+        max3_f32x4 = vmaxnmq_f32(max3_f32x4, logits_f32x4(p, j + 12));
+    }
+    for (; hi - j >= 4; j += 4) max0_f32x4 = vmaxnmq_f32(max0_f32x4, logits_f32x4(p, j));
+    if (j < hi) max0_f32x4 = vmaxnmq_f32(max0_f32x4, logits_tail_f32x4(p, j, hi - j));
+    return vmaxnmvq_f32(vmaxnmq_f32(vmaxnmq_f32(max0_f32x4, max1_f32x4), vmaxnmq_f32(max2_f32x4, max3_f32x4)));
+}
+
+/* Writes exp(x_j - mx) (flushed) to probs[lo, hi), recomputing the logits rather than storing and re-reading
+ * them, and returns their sum. */
+static inline double exp_store_sum(const logit_params *p, float *probs, int64_t lo, int64_t hi, float mx) {
+    const float32x4_t mx_f32x4 = vdupq_n_f32(mx);
+    const float32x4_t flush_f32x4 = vdupq_n_f32(POSATTN_EXP_FLUSH_BELOW);
+    const float32x4_t zero_f32x4 = vdupq_n_f32(0.0f);
+    float64x2_t sum_f64x2 = vdupq_n_f64(0.0);
+    int64_t j = lo;
+    while (hi - j >= KEYS_PER_GROUP) {
+        int64_t groups = (hi - j) / KEYS_PER_GROUP;
+        if (groups > GROUPS_PER_PARTIAL) groups = GROUPS_PER_PARTIAL;
+        float32x4_t sum0_f32x4 = zero_f32x4, sum1_f32x4 = zero_f32x4, sum2_f32x4 = zero_f32x4,
+                    sum3_f32x4 = zero_f32x4;
+        for (int64_t g = 0; g < groups; ++g, j += KEYS_PER_GROUP) {
+            float32x4_t d0_f32x4 = vsubq_f32(logits_f32x4(p, j), mx_f32x4);
+            float32x4_t d1_f32x4 = vsubq_f32(logits_f32x4(p, j + 4), mx_f32x4);
+            float32x4_t d2_f32x4 = vsubq_f32(logits_f32x4(p, j + 8), mx_f32x4);
+            float32x4_t d3_f32x4 = vsubq_f32(logits_f32x4(p, j + 12), mx_f32x4);
+            uint32x4_t below_u32x4 = vandq_u32(vandq_u32(vcltq_f32(d0_f32x4, flush_f32x4), vcltq_f32(d1_f32x4, flush_f32x4)),
+                                               vandq_u32(vcltq_f32(d2_f32x4, flush_f32x4), vcltq_f32(d3_f32x4, flush_f32x4)));
+            if (vminvq_u32(below_u32x4) != 0) {
+                /* Far from the maximum (distant keys under a steep slope, masked spans): all 16 are exactly 0,
+                 * and they add nothing to the sum. */
+                vst1q_f32(probs + j, zero_f32x4);
+                vst1q_f32(probs + j + 4, zero_f32x4);
+                vst1q_f32(probs + j + 8, zero_f32x4);
+                vst1q_f32(probs + j + 12, zero_f32x4);
+                continue;
+            }
+            float32x4_t e0_f32x4 = flushed_exp_f32x4(d0_f32x4);
+            float32x4_t e1_f32x4 = flushed_exp_f32x4(d1_f32x4);
+            float32x4_t e2_f32x4 = flushed_exp_f32x4(d2_f32x4);
+            float32x4_t e3_f32x4 = flushed_exp_f32x4(d3_f32x4);
+            vst1q_f32(probs + j, e0_f32x4);
+            vst1q_f32(probs + j + 4, e1_f32x4);
+            vst1q_f32(probs + j + 8, e2_f32x4);
+            vst1q_f32(probs + j + 12, e3_f32x4);
+            sum0_f32x4 = vaddq_f32(sum0_f32x4, e0_f32x4);
+            sum1_f32x4 = vaddq_f32(sum1_f32x4, e1_f32x4);
+            sum2_f32x4 = vaddq_f32(sum2_f32x4, e2_f32x4);
+            sum3_f32x4 = vaddq_f32(sum3_f32x4, e3_f32x4);
+        }
+        sum_f64x2 = add_widened_f64x2(sum_f64x2, sum0_f32x4);
+        sum_f64x2 = add_widened_f64x2(sum_f64x2, sum1_f32x4);
+        sum_f64x2 = add_widened_f64x2(sum_f64x2, sum2_f32x4);
+        sum_f64x2 = add_widened_f64x2(sum_f64x2, sum3_f32x4);
+    }
+    /* At most 3 whole vectors and a tail remain: at most 4 terms per lane. */
+    float32x4_t rest_f32x4 = zero_f32x4;
+    for (; hi - j >= 4; j += 4) {
+        float32x4_t e_f32x4 = flushed_exp_f32x4(vsubq_f32(logits_f32x4(p, j), mx_f32x4));
+        vst1q_f32(probs + j, e_f32x4);
+        rest_f32x4 = vaddq_f32(rest_f32x4, e_f32x4);
+    }
+    if (j < hi) {
+        float e_buf[4];
+        float32x4_t e_f32x4 = flushed_exp_f32x4(vsubq_f32(logits_tail_f32x4(p, j, hi - j), mx_f32x4));
+        vst1q_f32(e_buf, e_f32x4);
+        memcpy(probs + j, e_buf, (size_t)(hi - j) * sizeof(float));
+        rest_f32x4 = vaddq_f32(rest_f32x4, e_f32x4); /* padding lanes are -inf - mx: flushed to 0 */
+    }
+    sum_f64x2 = add_widened_f64x2(sum_f64x2, rest_f32x4);
+    return vaddvq_f64(sum_f64x2);
+}
+
+/*
+ * probs[lo, hi) = e_j / sum as e_j * inv, inv = 1/sum rounded to float32: within 1 ulp of the quotient. Outputs
+ * that would be below 2^-125 are 0, decided on e_j before the multiply so that no subnormal is ever formed:
+ * `below` is 2^-125 * sum rounded up to float32, and for a float32 e_j, e_j < below exactly when
+ * e_j / sum < 2^-125, the reference's rule. A NaN e_j or sum compares false and stays NaN.
+ */
+static inline void scale_row(float *probs, int64_t lo, int64_t hi, double sum) {
+    const float inv = (float)(1.0 / sum);
+    const double below_f64 = sum * (double)POSATTN_OUTPUT_FLUSH_BELOW; /* a power of 2: exact */
+    float below = (float)below_f64;
+    if ((double)below < below_f64) below = nextafterf(below, INFINITY);
+    const float32x4_t inv_f32x4 = vdupq_n_f32(inv);
+    const float32x4_t below_f32x4 = vdupq_n_f32(below);
+    int64_t j = lo;
+    for (; hi - j >= 4; j += 4) {
+        float32x4_t e_f32x4 = vld1q_f32(probs + j);
+        uint32x4_t flush_u32x4 = vcltq_f32(e_f32x4, below_f32x4);
+        e_f32x4 = vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(e_f32x4), flush_u32x4));
+        vst1q_f32(probs + j, vmulq_f32(e_f32x4, inv_f32x4));
+    }
+    for (; j < hi; ++j) probs[j] = probs[j] < below ? 0.0f : probs[j] * inv;
+}
+
+void posattn_alibi_bias_row_f32_neon(const posattn_bias_row *row) {
+    float *bias = row->bias;
+    const int64_t nk = row->nk;
+    const float32x4_t neg_slope_f32x4 = vdupq_n_f32(-row->slope);
+    const float32x4_t q_pos_f32x4 = vdupq_n_f32(row->q_pos);
+    int64_t j = 0;
+    for (; nk - j >= KEYS_PER_GROUP; j += KEYS_PER_GROUP) {
+        for (int64_t v = 0; v < KEYS_PER_GROUP; v += 4) {
+            float32x4_t k_f32x4 = key_positions_f32x4(&row->keys, j + v);
+            vst1q_f32(bias + j + v, vmulq_f32(neg_slope_f32x4, vabdq_f32(q_pos_f32x4, k_f32x4)));
+        }
+    }
+    for (; nk - j >= 4; j += 4) {
+        vst1q_f32(bias + j, vmulq_f32(neg_slope_f32x4, vabdq_f32(q_pos_f32x4, key_positions_f32x4(&row->keys, j))));
+    }
+    for (; j < nk; ++j) bias[j] = -row->slope * fabsf(row->q_pos - key_position(&row->keys, j));
+}
+
+void posattn_alibi_softmax_row_f32_neon(const posattn_softmax_row *row) {
+    float *probs = row->probs;
+    const int64_t lo = row->lo, hi = row->hi;
+    /* Keys outside [lo, hi) are never read, so zeroing them first is safe in place too. */
+    for (int64_t j = 0; j < lo; ++j) probs[j] = 0.0f;
+    for (int64_t j = hi; j < row->nk; ++j) probs[j] = 0.0f;
+
+    const logit_params p = {
+        .scores = row->scores,
+        .mask = row->mask,
+        .mask_is_f16 = row->mask_is_f16,
+        .has_softcap = row->softcap > 0.0f,
+        .has_bias = row->slope != 0.0f,
+        .keys = row->keys,
+        .scale_f32x4 = vdupq_n_f32(row->scale),
+        .softcap_f32x4 = vdupq_n_f32(row->softcap),
+        .slope_f32x4 = vdupq_n_f32(row->slope),
+        .q_pos_f32x4 = vdupq_n_f32(row->q_pos),
+        .mask_scale_f32x4 = vdupq_n_f32(row->mask_scale),
+    };
+    float mx = row_max(&p, lo, hi);
+    if (row->has_sink) mx = fmaxf(mx, row->sink);
+    if (mx == -INFINITY) {
+        /* No valid key and no sink: zeros, never 0/0, and an empty log-sum-exp. */
+        for (int64_t j = lo; j < hi; ++j) probs[j] = 0.0f;
+        if (row->lse) *row->lse = -INFINITY;
+        return;
+    }
+    double sum = exp_store_sum(&p, probs, lo, hi, mx);
+    if (row->has_sink) sum += (double)vgetq_lane_f32(flushed_exp_f32x4(vdupq_n_f32(row->sink - mx)), 0);
+    /* sum >= 1 (the maximum contributes e^0), so 1/sum and the threshold are normal floats. */
+    scale_row(probs, lo, hi, sum);
+    if (row->lse) *row->lse = (float)((double)mx + log(sum));
+}
