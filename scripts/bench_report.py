@@ -1,0 +1,386 @@
+#!/usr/bin/env python3
+"""Turns the JSON of build-bench/bench/posattn_bench into a markdown report and a PNG plot.
+
+    scripts/bench_report.py reports/HOST-DATE.json [--md OUT.md] [--png OUT.png]
+
+Benchmark names follow bench/bench.h: <family>/<variant>/<shape>[/threads:N]/real_time. Times are wall-clock
+("real_time"); with --benchmark_repetitions the median aggregate is used. Ratios:
+  speedup vs scalar   time(scalar) / time(this)                      (> 1: faster than the scalar reference)
+  x memcpy            time(this) / time(memcpy of the same rows)    (1.0: as fast as copying S to P)
+  peer / posattn      time(peer) / time(best posattn ISA)            (> 1: posattn faster)
+"""
+import argparse
+import json
+import math
+import os
+import re
+import sys
+
+ISSUE_A_SHAPE = "decode_h32_nq1_nk4096"
+ISSUE_A_TARGETS = {"avx512": 8.0, "avx2": 5.0}
+ISAS = ["scalar", "avx2", "avx512", "neon"]
+PEERS = [
+    ("peer_onednn", "softmax", "oneDNN softmax"),
+    ("peer_onednn", "bias+softmax", "oneDNN bias+softmax"),
+    ("peer_xnnpack", "softmax", "XNNPACK softmax"),
+    ("peer_xnnpack", "bias+softmax", "XNNPACK bias+softmax"),
+    ("peer_naive", "multipass", "naive multi-pass C"),
+]
+TIME_UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+
+def shape_info(shape):
+    """(heads, nq, nk, description) from a shape name of bench/cases.c."""
+    m = re.fullmatch(r"decode_h(\d+)_nq(\d+)_nk(\d+)(_cold)?", shape)
+    if m:
+        h, nq, nk = (int(m.group(i)) for i in (1, 2, 3))
+        return h, nq, nk, "decode" + (", rotating buffers (cold)" if m.group(4) else "")
+    m = re.fullmatch(r"prefill_h(\d+)_n(\d+)(_causal)?", shape)
+    if m:
+        h, n = int(m.group(1)), int(m.group(2))
+        return h, n, n, "prefill" + (", causal" if m.group(3) else "")
+    m = re.fullmatch(r"timeseries_h(\d+)_n(\d+)", shape)
+    if m:
+        h, n = int(m.group(1)), int(m.group(2))
+        return h, n, n, "irregular time series"
+    return None, None, None, shape
+
+
+class Result:
+    def __init__(self, b):
+        name = b.get("run_name", b["name"])
+        parts = [p for p in name.split("/") if p != "real_time"]
+        self.name = "/".join(parts)
+        self.family, self.variant, self.shape = (parts + ["", "", ""])[:3]
+        self.threads = 1
+        for p in parts[3:]:
+            if p.startswith("threads:"):
+                self.threads = int(p.split(":")[1])
+        self.error = b.get("error_message") if b.get("error_occurred") else None
+        unit = TIME_UNIT_NS.get(b.get("time_unit", "ns"), 1.0)
+        self.time_ns = b.get("real_time", float("nan")) * unit if not self.error else float("nan")
+        self.elems = b.get("elems")
+        if not self.elems:
+            h, nq, nk, _ = shape_info(self.shape)
+            self.elems = h * nq * nk if h else float("nan")
+        self.bytes_per_s = b.get("bytes_per_second", float("nan"))
+
+    @property
+    def ns_per_elem(self):
+        return self.time_ns / self.elems
+
+    @property
+    def gbps(self):
+        return self.bytes_per_s / 1e9
+
+
+def load(path):
+    """Returns (context, {name: Result}, [Result skipped])."""
+    with open(path) as f:
+        data = json.load(f)
+    results, skipped = {}, []
+    benches = data.get("benchmarks", [])
+    has_median = any(b.get("aggregate_name") == "median" for b in benches)
+    for b in benches:
+        if has_median and b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
+            continue
+        if has_median and b.get("run_type") != "aggregate" and not b.get("error_occurred"):
+            continue
+        r = Result(b)
+        if r.error:
+            if r.name not in results and all(x.name != r.name for x in skipped):
+                skipped.append(r)
+            continue
+        results[r.name] = r
+    return data.get("context", {}), results, skipped
+
+
+def get(results, family, variant, shape, threads=None):
+    key = f"{family}/{variant}/{shape}" + (f"/threads:{threads}" if threads else "")
+    return results.get(key)
+
+
+def ratio(a, b):
+    if a is None or b is None or not (a == a and b == b) or b == 0:
+        return None
+    return a / b
+
+
+def fmt(x, digits=2, suffix=""):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if abs(x) >= 100:
+        return f"{x:.0f}{suffix}"
+    if abs(x) >= 10:
+        return f"{x:.1f}{suffix}"
+    return f"{x:.{digits}f}{suffix}"
+
+
+def shapes_in(results, skipped):
+    seen = []
+    for r in list(results.values()) + skipped:
+        if r.family == "alibi_softmax" and r.shape not in seen:
+            seen.append(r.shape)
+    return seen
+
+
+def best_softmax(results, shape):
+    best = None
+    for isa in ISAS:
+        r = get(results, "alibi_softmax", isa, shape)
+        if r and (best is None or r.time_ns < best.time_ns):
+            best = r
+    return best
+
+
+def issue_a(results):
+    """[(isa, speedup, target, ok)] for the issue-A check, measured in this one run."""
+    scalar = get(results, "alibi_softmax", "scalar", ISSUE_A_SHAPE)
+    rows = []
+    for isa, target in ISSUE_A_TARGETS.items():
+        r = get(results, "alibi_softmax", isa, ISSUE_A_SHAPE)
+        s = ratio(scalar.time_ns, r.time_ns) if scalar and r else None
+        rows.append((isa, s, target, s is not None and s >= target))
+    return rows
+
+
+def md_table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def report(path, context, results, skipped, png_name=None):
+    lines = []
+    host = context.get("host_name", "?")
+    lines.append(f"# posattn benchmark report: {host}, {context.get('date', '?')}")
+    lines.append("")
+    lines.append(f"- Source: `{os.path.basename(path)}` (Google Benchmark {context.get('library_build_type', '?')} "
+                 f"library build; wall-clock times, one thread unless stated).")
+    lines.append(f"- CPU: {context.get('cpu_model', '?')}, {context.get('num_cpus', '?')} CPUs at "
+                 f"{context.get('mhz_per_cpu', '?')} MHz; caches: " + ", ".join(
+                     f"L{c.get('level')} {c.get('type', '')[:1].lower()} {c.get('size', 0) // 1024} KiB"
+                     + (f" x{c.get('num_sharing')}" if c.get("num_sharing", 0) > 1 else "")
+                     for c in context.get("caches", [])))
+    lines.append(f"- posattn ISAs: {context.get('posattn_isas', '?')} (best: {context.get('posattn_best_isa', '?')}); "
+                 f"oneDNN: {context.get('onednn', '?')}; XNNPACK: {context.get('xnnpack', '?')}; "
+                 f"SLEEF rooflines: {context.get('sleef_rooflines', '?').strip() or 'none'}.")
+    lines.append("- Shapes: scale 1/sqrt(128), slopes posattn_alibi_slopes(H, 8); KV-cache default positions except "
+                 "the time series (cumulative sums of exponential gaps). ns/elem = time per call / (H*nq*nk); GB/s "
+                 "counts S read + P written (8 B/elem; 12 B/elem for peers' bias+softmax, which also read the "
+                 "materialised bias; 4 B/elem for the external bias, written only).")
+    lines.append("")
+
+    # Issue A.
+    lines.append("## Issue A check (H=32, nq=1, nk=4096, one thread, one run)")
+    lines.append("")
+    for isa, s, target, ok in issue_a(results):
+        verdict = "PASS" if ok else ("FAIL" if s is not None else "NOT MEASURED")
+        lines.append(f"- **{isa}/scalar = {fmt(s)}x** (target >= {target:g}x): {verdict}")
+    lines.append("")
+
+    shapes = shapes_in(results, skipped)
+
+    # Summary: ns per element.
+    lines.append("## Fused bias + softmax: ns per element")
+    lines.append("")
+    present_isas = [i for i in ISAS if any(get(results, "alibi_softmax", i, s) for s in shapes)]
+    present_sleef = [i for i in ISAS if any(get(results, "roofline_sleef_expf", i, s) for s in shapes)]
+    present_peers = [p for p in PEERS if any(get(results, p[0], p[1], s) for s in shapes)]
+    header = ["shape", "H", "nq", "nk"] + [f"posattn {i}" for i in present_isas] + ["memcpy roofline"] + \
+        [f"SLEEF expf {i}" for i in present_sleef] + [p[2] for p in present_peers]
+    rows = []
+    for s in shapes:
+        h, nq, nk, _ = shape_info(s)
+        row = [s, h, nq, nk]
+        row += [fmt(getattr(get(results, "alibi_softmax", i, s), "ns_per_elem", None), 3) for i in present_isas]
+        row.append(fmt(getattr(get(results, "roofline_memcpy", "rows", s), "ns_per_elem", None), 3))
+        row += [fmt(getattr(get(results, "roofline_sleef_expf", i, s), "ns_per_elem", None), 3) for i in present_sleef]
+        row += [fmt(getattr(get(results, p[0], p[1], s), "ns_per_elem", None), 3) for p in present_peers]
+        rows.append(row)
+    lines.append(md_table(header, rows))
+    lines.append("")
+
+    # Ratios.
+    lines.append("## Ratios")
+    lines.append("")
+    lines.append("Speedups over the scalar path (time scalar / time ISA); the best posattn ISA against the memcpy "
+                 "roofline (time / time of copying the same rows: 1.0 is copy speed); peers against the best posattn "
+                 "ISA (time peer / time posattn: above 1, posattn is faster).")
+    lines.append("")
+    header = ["shape"] + [f"{i}/scalar" for i in present_isas if i != "scalar"] + \
+        ["best ISA", "best x memcpy", "best GB/s", "memcpy GB/s"] + [f"{p[2]} / posattn" for p in present_peers]
+    rows = []
+    for s in shapes:
+        scalar = get(results, "alibi_softmax", "scalar", s)
+        best = best_softmax(results, s)
+        mc = get(results, "roofline_memcpy", "rows", s)
+        row = [s]
+        for i in present_isas:
+            if i == "scalar":
+                continue
+            r = get(results, "alibi_softmax", i, s)
+            row.append(fmt(ratio(scalar.time_ns, r.time_ns) if scalar and r else None, suffix="x"))
+        row += [best.variant if best else "-", fmt(ratio(best.time_ns, mc.time_ns) if best and mc else None),
+                fmt(best.gbps if best else None, 1), fmt(mc.gbps if mc else None, 1)]
+        for p in present_peers:
+            r = get(results, p[0], p[1], s)
+            row.append(fmt(ratio(r.time_ns, best.time_ns) if r and best else None, suffix="x"))
+        rows.append(row)
+    lines.append(md_table(header, rows))
+    lines.append("")
+
+    # Details per shape.
+    lines.append("## Per shape")
+    lines.append("")
+    for s in shapes:
+        h, nq, nk, desc = shape_info(s)
+        lines.append(f"### {s} (H={h}, nq={nq}, nk={nk}; {desc})")
+        lines.append("")
+        scalar = get(results, "alibi_softmax", "scalar", s)
+        mc = get(results, "roofline_memcpy", "rows", s)
+        best = best_softmax(results, s)
+        rows = []
+        entries = [(f"posattn {i}", get(results, "alibi_softmax", i, s)) for i in ISAS]
+        entries += [("memcpy roofline", mc)]
+        entries += [(f"SLEEF expf {i}", get(results, "roofline_sleef_expf", i, s)) for i in ISAS]
+        entries += [(p[2], get(results, p[0], p[1], s)) for p in PEERS]
+        for label, r in entries:
+            if not r:
+                continue
+            rows.append([label, fmt(r.time_ns / 1e3, 1), fmt(r.ns_per_elem, 3), fmt(r.gbps, 1),
+                         fmt(ratio(scalar.time_ns, r.time_ns) if scalar else None, suffix="x"),
+                         fmt(ratio(r.time_ns, mc.time_ns) if mc else None),
+                         fmt(ratio(r.time_ns, best.time_ns) if best else None)])
+        lines.append(md_table(["implementation", "us/call", "ns/elem", "GB/s", "speedup vs scalar",
+                               "x memcpy", "x best posattn"], rows))
+        lines.append("")
+
+    # External bias.
+    bias_shapes = [s for s in shapes if any(get(results, "alibi_bias", i, s) for i in ISAS)]
+    if bias_shapes:
+        lines.append("## External bias (posattn_alibi_bias), decode shapes")
+        lines.append("")
+        present = [i for i in ISAS if any(get(results, "alibi_bias", i, s) for s in bias_shapes)]
+        header = ["shape"] + [f"{i} ns/elem" for i in present] + [f"{i} GB/s" for i in present] + \
+            [f"{i}/scalar" for i in present if i != "scalar"]
+        rows = []
+        for s in bias_shapes:
+            rs = {i: get(results, "alibi_bias", i, s) for i in present}
+            sc = rs.get("scalar")
+            row = [s] + [fmt(getattr(rs[i], "ns_per_elem", None), 3) for i in present] + \
+                [fmt(getattr(rs[i], "gbps", None), 1) for i in present] + \
+                [fmt(ratio(sc.time_ns, rs[i].time_ns) if sc and rs[i] else None, suffix="x")
+                 for i in present if i != "scalar"]
+            rows.append(row)
+        lines.append(md_table(header, rows))
+        lines.append("")
+
+    # Multi-core.
+    mt = [r for r in results.values() if r.family == "mt_alibi_softmax"]
+    if mt:
+        lines.append("## Multi-core scaling (rows split with the row-range API over pthreads)")
+        lines.append("")
+        rows = []
+        for (isa, shape) in sorted({(r.variant, r.shape) for r in mt}):
+            one = get(results, "mt_alibi_softmax", isa, shape, 1)
+            for r in sorted((r for r in mt if r.variant == isa and r.shape == shape), key=lambda r: r.threads):
+                rows.append([shape, isa, r.threads, fmt(r.time_ns / 1e6, 2), fmt(r.ns_per_elem, 3), fmt(r.gbps, 1),
+                             fmt(ratio(one.time_ns, r.time_ns) if one else None, suffix="x")])
+        lines.append(md_table(["shape", "ISA", "threads", "ms/call", "ns/elem", "GB/s", "speedup vs 1 thread"], rows))
+        lines.append("")
+
+    if png_name:
+        lines.append("## Plot")
+        lines.append("")
+        lines.append(f"![ns per element against row length, decode shapes]({png_name})")
+        lines.append("")
+
+    if skipped:
+        lines.append("## Skipped")
+        lines.append("")
+        by_msg = {}
+        for r in skipped:
+            by_msg.setdefault(r.error, []).append(r.name)
+        for msg, names in by_msg.items():
+            kinds = sorted({"/".join(n.split("/")[:2]) for n in names})
+            lines.append(f"- {msg}: {', '.join(kinds)} ({len(names)} benchmarks)")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(results, out_png, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    decode = {}
+    for r in results.values():
+        m = re.fullmatch(r"decode_h32_nq1_nk(\d+)", r.shape)
+        if m and r.family != "alibi_bias" and r.family != "mt_alibi_softmax":
+            decode.setdefault((r.family, r.variant), []).append((int(m.group(1)), r.ns_per_elem))
+    isa_color = {"scalar": "black", "avx2": "tab:orange", "avx512": "tab:red", "neon": "tab:purple"}
+    styles = [(("alibi_softmax", i), f"posattn {i}", dict(color=isa_color[i], ls="-", marker="o", lw=2))
+              for i in ISAS]
+    styles += [(("roofline_memcpy", "rows"), "memcpy roofline (same bytes)",
+                dict(color="gray", ls=":", marker="s", lw=2))]
+    styles += [(("roofline_sleef_expf", i), f"SLEEF expf {i} roofline", dict(color=isa_color[i], ls=":", marker="^"))
+               for i in ISAS]
+    peer_color = {"peer_onednn": "tab:blue", "peer_xnnpack": "tab:green", "peer_naive": "tab:brown"}
+    styles += [((p[0], p[1]), p[2], dict(color=peer_color[p[0]], ls="-." if p[1] == "bias+softmax" else "--",
+                                         marker="x")) for p in PEERS]
+    fig, ax = plt.subplots(figsize=(9.5, 5.5), dpi=110)
+    xs = set()
+    for key, label, style in styles:
+        pts = sorted(decode.get(key, []))
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=label, **style)
+            xs.update(p[0] for p in pts)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(sorted(xs))
+    ax.set_xticklabels([str(x) for x in sorted(xs)])
+    ax.minorticks_off()
+    ax.set_xlabel("row length nk (decode: H=32, nq=1)")
+    ax.set_ylabel("ns per element (lower is better)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    fig.savefig(out_png)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("json")
+    ap.add_argument("--md", help="markdown output (default: JSON path with .md)")
+    ap.add_argument("--png", help="plot output (default: JSON path with .png)")
+    args = ap.parse_args(argv)
+    base = os.path.splitext(args.json)[0]
+    md_path = args.md or base + ".md"
+    png_path = args.png or base + ".png"
+    context, results, skipped = load(args.json)
+    if not results:
+        print(f"bench_report: no successful benchmark in {args.json}", file=sys.stderr)
+        return 1
+    png_ok = True
+    try:
+        plot(results, png_path, f"posattn decode softmax, {context.get('host_name', '?')}: "
+                                f"{context.get('cpu_model', '?')}")
+    except ImportError as e:
+        print(f"bench_report: no plot ({e}); install python3-matplotlib", file=sys.stderr)
+        png_ok = False
+    text = report(args.json, context, results, skipped,
+                  os.path.relpath(png_path, os.path.dirname(md_path) or ".") if png_ok else None)
+    with open(md_path, "w") as f:
+        f.write(text + "\n")
+    for isa, s, target, ok in issue_a(results):
+        verdict = "PASS" if ok else ("FAIL" if s is not None else "NOT MEASURED")
+        print(f"issue A: {isa}/scalar on H=32 nq=1 nk=4096 = {fmt(s)}x (target >= {target:g}x): {verdict}")
+    print(f"report: {md_path}" + (f"\nplot:   {png_path}" if png_ok else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
