@@ -456,6 +456,49 @@ static posattn_status run_once(pab_ctx *x) {
 
 void pab_run(void *ctx) { (void)run_once(ctx); }
 
+/* After the warm-up call: the output of three rows against a float64 softmax of the same logits, so that every
+ * family on the table computes the same thing (a peer fed the wrong logits, or an in-place call gone wrong, would
+ * show here rather than as a flattering time). Tolerance 1e-3 relative + 1e-6 absolute: loose enough for float
+ * sums over 2^17 keys, far tighter than any real mistake. Returns NULL or a message. */
+static const char *check_output(const pab_ctx *x, size_t set) {
+    switch (x->im->family) {
+    case PAB_SOFTMAX:
+    case PAB_ONEDNN:
+    case PAB_ONEDNN_BIAS:
+    case PAB_XNNPACK:
+    case PAB_XNNPACK_BIAS:
+    case PAB_NAIVE:
+    case PAB_MT: break;
+    default: return NULL;
+    }
+    const pab_data *d = x->d;
+    const pab_shape *s = d->shape;
+    const int64_t check_rows[3] = {0, d->rows / 2, d->rows - 1};
+    double *ref = malloc((size_t)s->nk * sizeof(double));
+    if (!ref) return "out of memory";
+    const char *why = NULL;
+    for (int k = 0; k < 3 && !why; ++k) {
+        const int64_t r = check_rows[k], h = r / s->nq, i = r % s->nq;
+        const float *sc = d->scores + set * d->stride + r * s->nk;
+        const float *p = d->probs + set * d->stride + r * s->nk;
+        const double qp = d->pos ? d->pos[i] : (double)(s->nk - s->nq + i);
+        const int64_t last = s->causal ? i + s->nk - s->nq : s->nk - 1;
+        double mx = -INFINITY, sum = 0.0;
+        for (int64_t j = 0; j <= last; ++j) {
+            const double kp = d->pos ? d->pos[j] : (double)j;
+            ref[j] = (double)d->scale * sc[j] - (double)d->slopes[h] * fabs(qp - kp);
+            mx = ref[j] > mx ? ref[j] : mx;
+        }
+        for (int64_t j = 0; j <= last; ++j) sum += exp(ref[j] - mx);
+        for (int64_t j = 0; j < s->nk && !why; ++j) {
+            const double want = j <= last ? exp(ref[j] - mx) / sum : 0.0;
+            if (!(fabs(p[j] - want) <= 1e-3 * want + 1e-6)) why = "output differs from a float64 reference softmax";
+        }
+    }
+    free(ref);
+    return why;
+}
+
 static const char *const isa_unsupported = "ISA not supported on this CPU";
 
 static const char *prepare_family(pab_ctx *x) {
@@ -536,8 +579,9 @@ const char *pab_prepare(const pab_case *c, void **ctx) {
     }
     const char *why = prepare_family(x);
     if (!why) {
+        const size_t set = x->next_set;
         posattn_status st = run_once(x); /* warm-up, untimed */
-        if (st != POSATTN_OK) why = posattn_status_string(st);
+        why = st != POSATTN_OK ? posattn_status_string(st) : check_output(x, set);
     }
     if (why) {
         pab_finish(x);

@@ -155,13 +155,21 @@ def report(path, context, results, skipped, png_name=None):
     host = context.get("host_name", "?")
     lines.append(f"# posattn benchmark report: {host}, {context.get('date', '?')}")
     lines.append("")
-    lines.append(f"- Source: `{os.path.basename(path)}` (Google Benchmark {context.get('library_build_type', '?')} "
-                 f"library build; wall-clock times, one thread unless stated).")
+    lines.append(f"- Source: `{os.path.basename(path)}` (wall-clock times, one thread unless stated; Google Benchmark says "
+                 f"its own library is a {context.get('library_build_type', '?')} build: that is Debian's package, and it only "
+                 f"concerns the bookkeeping around the timed loop).")
     lines.append(f"- CPU: {context.get('cpu_model', '?')}, {context.get('num_cpus', '?')} CPUs at "
                  f"{context.get('mhz_per_cpu', '?')} MHz; caches: " + ", ".join(
                      f"L{c.get('level')} {c.get('type', '')[:1].lower()} {c.get('size', 0) // 1024} KiB"
                      + (f" x{c.get('num_sharing')}" if c.get("num_sharing", 0) > 1 else "")
                      for c in context.get("caches", [])))
+    load = context.get("load_avg", [])
+    lines.append(f"- Run: --benchmark_min_time={context.get('bench_min_time', '?')}, repetitions "
+                 f"{context.get('bench_repetitions', '?')} (medians when > 1); posattn at "
+                 f"{context.get('git_commit', '?')}; load average at start "
+                 + (", ".join(f"{x:.2f}" for x in load) if load else "?")
+                 + (" (**busy machine: other processes may have disturbed the timings, the multi-core ones "
+                    "first**)" if load and load[0] > 0.5 else "") + ".")
     lines.append(f"- posattn ISAs: {context.get('posattn_isas', '?')} (best: {context.get('posattn_best_isa', '?')}); "
                  f"oneDNN: {context.get('onednn', '?')}; XNNPACK: {context.get('xnnpack', '?')}; "
                  f"SLEEF rooflines: {context.get('sleef_rooflines', '?').strip() or 'none'}.")
