@@ -173,6 +173,7 @@ static pab_data *data_get(const pab_shape *s) {
     return d;
 }
 
+#if PAB_HAVE_ONEDNN || PAB_HAVE_XNNPACK
 /* The materialised bias (with -inf where the causal mask excludes) and the logits scale*S + bias, built with the
  * library, untimed: what the peers are given. */
 static int data_need_bias(pab_data *d) {
@@ -201,6 +202,7 @@ static int data_need_logits(pab_data *d) {
     pab_add_bias(d->scores, d->bias, d->scale, d->logits, d->sets * d->stride);
     return 1;
 }
+#endif
 
 static int data_need_scratch(pab_data *d) {
     if (!d->scratch) d->scratch = alloc64(d->stride * sizeof(float));
@@ -433,16 +435,20 @@ static posattn_status run_once(pab_ctx *x) {
     case PAB_SLEEF:
         for (int64_t r = 0; r < d->rows; ++r) x->sleef(scores + r * s->nk, probs + r * s->nk, (size_t)s->nk, d->scale);
         return POSATTN_OK;
+#if PAB_HAVE_ONEDNN
     case PAB_ONEDNN: pab_onednn_softmax(x->onednn, d->logits + set * d->stride, probs); return POSATTN_OK;
     case PAB_ONEDNN_BIAS:
         pab_add_bias(scores, d->bias + set * d->stride, d->scale, probs, d->n);
         pab_onednn_softmax(x->onednn, probs, probs);
         return POSATTN_OK;
+#endif
+#if PAB_HAVE_XNNPACK
     case PAB_XNNPACK: pab_xnnpack_softmax(x->xnnpack, d->logits + set * d->stride, probs); return POSATTN_OK;
     case PAB_XNNPACK_BIAS:
         pab_add_bias(scores, d->bias + set * d->stride, d->scale, probs, d->n);
         pab_xnnpack_softmax(x->xnnpack, probs, probs);
         return POSATTN_OK;
+#endif
     case PAB_NAIVE: {
         pab_naive_args a = {s->heads, s->nq, s->nk, scores, probs, d->scratch, d->scale, d->slopes,
                             d->pos, d->pos, s->causal};
@@ -450,8 +456,8 @@ static posattn_status run_once(pab_ctx *x) {
         return POSATTN_OK;
     }
     case PAB_MT: return pool_run(x->pool);
+    default: return POSATTN_OK; /* peers not built: prepare skipped them */
     }
-    return POSATTN_OK;
 }
 
 void pab_run(void *ctx) { (void)run_once(ctx); }
