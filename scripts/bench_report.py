@@ -119,7 +119,7 @@ def fmt(x, digits=2, suffix=""):
 def shapes_in(results, skipped):
     seen = []
     for r in list(results.values()) + skipped:
-        if r.family == "alibi_softmax" and r.shape not in seen:
+        if r.family != "mt_alibi_softmax" and r.shape not in seen:
             seen.append(r.shape)
     return seen
 
@@ -150,47 +150,9 @@ def md_table(header, rows):
     return "\n".join(out)
 
 
-def report(path, context, results, skipped, png_name=None):
-    lines = []
-    host = context.get("host_name", "?")
-    lines.append(f"# posattn benchmark report: {host}, {context.get('date', '?')}")
-    lines.append("")
-    lines.append(f"- Source: `{os.path.basename(path)}` (wall-clock times, one thread unless stated; Google Benchmark says "
-                 f"its own library is a {context.get('library_build_type', '?')} build: that is Debian's package, and it only "
-                 f"concerns the bookkeeping around the timed loop).")
-    lines.append(f"- CPU: {context.get('cpu_model', '?')}, {context.get('num_cpus', '?')} CPUs at "
-                 f"{context.get('mhz_per_cpu', '?')} MHz; caches: " + ", ".join(
-                     f"L{c.get('level')} {c.get('type', '')[:1].lower()} {c.get('size', 0) // 1024} KiB"
-                     + (f" x{c.get('num_sharing')}" if c.get("num_sharing", 0) > 1 else "")
-                     for c in context.get("caches", [])))
-    load = context.get("load_avg", [])
-    lines.append(f"- Run: --benchmark_min_time={context.get('bench_min_time', '?')}, repetitions "
-                 f"{context.get('bench_repetitions', '?')} (medians when > 1); posattn at "
-                 f"{context.get('git_commit', '?')}; load average at start "
-                 + (", ".join(f"{x:.2f}" for x in load) if load else "?")
-                 + (" (**busy machine: other processes may have disturbed the timings, the multi-core ones "
-                    "first**)" if load and load[0] > 0.5 else "") + ".")
-    lines.append(f"- posattn ISAs: {context.get('posattn_isas', '?')} (best: {context.get('posattn_best_isa', '?')}); "
-                 f"oneDNN: {context.get('onednn', '?')}; XNNPACK: {context.get('xnnpack', '?')}; "
-                 f"SLEEF rooflines: {context.get('sleef_rooflines', '?').strip() or 'none'}.")
-    lines.append("- Shapes: scale 1/sqrt(128), slopes posattn_alibi_slopes(H, 8); KV-cache default positions except "
-                 "the time series (cumulative sums of exponential gaps). ns/elem = time per call / (H*nq*nk); GB/s "
-                 "counts S read + P written (8 B/elem; 12 B/elem for peers' bias+softmax, which also read the "
-                 "materialised bias; 4 B/elem for the external bias, written only).")
-    lines.append("")
-
-    # Issue A.
-    lines.append("## Issue A check (H=32, nq=1, nk=4096, one thread, one run)")
-    lines.append("")
-    for isa, s, target, ok in issue_a(results):
-        verdict = "PASS" if ok else ("FAIL" if s is not None else "NOT MEASURED")
-        lines.append(f"- **{isa}/scalar = {fmt(s)}x** (target >= {target:g}x): {verdict}")
-    lines.append("")
-
-    shapes = shapes_in(results, skipped)
-
-    # Summary: ns per element.
-    lines.append("## Fused bias + softmax: ns per element")
+def fused_sections(results, shapes):
+    """The summary, ratio and per-shape tables of the fused softmax and everything compared with it."""
+    lines = ["## Fused bias + softmax: ns per element"]
     lines.append("")
     present_isas = [i for i in ISAS if any(get(results, "alibi_softmax", i, s) for s in shapes)]
     present_sleef = [i for i in ISAS if any(get(results, "roofline_sleef_expf", i, s) for s in shapes)]
@@ -263,6 +225,52 @@ def report(path, context, results, skipped, png_name=None):
         lines.append(md_table(["implementation", "us/call", "ns/elem", "GB/s", "speedup vs scalar",
                                "x memcpy", "x best posattn"], rows))
         lines.append("")
+
+    return lines
+
+
+def report(path, context, results, skipped, png_name=None):
+    lines = []
+    host = context.get("host_name", "?")
+    lines.append(f"# posattn benchmark report: {host}, {context.get('date', '?')}")
+    lines.append("")
+    lines.append(f"- Source: `{os.path.basename(path)}` (wall-clock times, one thread unless stated; Google Benchmark says "
+                 f"its own library is a {context.get('library_build_type', '?')} build: that is Debian's package, and it only "
+                 f"concerns the bookkeeping around the timed loop).")
+    lines.append(f"- CPU: {context.get('cpu_model', '?')}, {context.get('num_cpus', '?')} CPUs at "
+                 f"{context.get('mhz_per_cpu', '?')} MHz; caches: " + ", ".join(
+                     f"L{c.get('level')} {c.get('type', '')[:1].lower()} {c.get('size', 0) // 1024} KiB"
+                     + (f" x{c.get('num_sharing')}" if c.get("num_sharing", 0) > 1 else "")
+                     for c in context.get("caches", [])))
+    load = context.get("load_avg", [])
+    lines.append(f"- Run: --benchmark_min_time={context.get('bench_min_time', '?')}, repetitions "
+                 f"{context.get('bench_repetitions', '?')} (medians when > 1); posattn at "
+                 f"{context.get('git_commit', '?')}; load average at start "
+                 + (", ".join(f"{x:.2f}" for x in load) if load else "?")
+                 + (" (**busy machine: other processes may have disturbed the timings, the multi-core ones "
+                    "first**)" if load and load[0] > 0.5 else "") + ".")
+    lines.append(f"- posattn ISAs: {context.get('posattn_isas', '?')} (best: {context.get('posattn_best_isa', '?')}); "
+                 f"oneDNN: {context.get('onednn', '?')}; XNNPACK: {context.get('xnnpack', '?')}; "
+                 f"SLEEF rooflines: {context.get('sleef_rooflines', '?').strip() or 'none'}.")
+    lines.append("- Shapes: scale 1/sqrt(128), slopes posattn_alibi_slopes(H, 8); KV-cache default positions except "
+                 "the time series (cumulative sums of exponential gaps). ns/elem = time per call / (H*nq*nk); GB/s "
+                 "counts S read + P written (8 B/elem; 12 B/elem for peers' bias+softmax, which also read the "
+                 "materialised bias; 4 B/elem for the external bias, written only).")
+    lines.append("")
+
+    # Issue A.
+    lines.append("## Issue A check (H=32, nq=1, nk=4096, one thread, one run)")
+    lines.append("")
+    for isa, s, target, ok in issue_a(results):
+        verdict = "PASS" if ok else ("FAIL" if s is not None else "NOT MEASURED")
+        lines.append(f"- **{isa}/scalar = {fmt(s, suffix="x")}** (target >= {target:g}x): {verdict}")
+    lines.append("")
+
+    shapes = shapes_in(results, skipped)
+
+    # Summary: ns per element.
+    if shapes:
+        lines += fused_sections(results, shapes)
 
     # External bias.
     bias_shapes = [s for s in shapes if any(get(results, "alibi_bias", i, s) for i in ISAS)]
@@ -337,6 +345,8 @@ def plot(results, out_png, title):
     peer_color = {"peer_onednn": "tab:blue", "peer_xnnpack": "tab:green", "peer_naive": "tab:brown"}
     styles += [((p[0], p[1]), p[2], dict(color=peer_color[p[0]], ls="-." if p[1] == "bias+softmax" else "--",
                                          marker="x")) for p in PEERS]
+    if not decode:
+        return False
     fig, ax = plt.subplots(figsize=(9.5, 5.5), dpi=110)
     xs = set()
     for key, label, style in styles:
@@ -357,6 +367,7 @@ def plot(results, out_png, title):
     fig.tight_layout()
     fig.savefig(out_png)
     plt.close(fig)
+    return True
 
 
 def main(argv=None):
@@ -372,9 +383,8 @@ def main(argv=None):
     if not results:
         print(f"bench_report: no successful benchmark in {args.json}", file=sys.stderr)
         return 1
-    png_ok = True
     try:
-        plot(results, png_path, f"posattn decode softmax, {context.get('host_name', '?')}: "
+        png_ok = plot(results, png_path, f"posattn decode softmax, {context.get('host_name', '?')}: "
                                 f"{context.get('cpu_model', '?')}")
     except ImportError as e:
         print(f"bench_report: no plot ({e}); install python3-matplotlib", file=sys.stderr)
@@ -385,7 +395,7 @@ def main(argv=None):
         f.write(text + "\n")
     for isa, s, target, ok in issue_a(results):
         verdict = "PASS" if ok else ("FAIL" if s is not None else "NOT MEASURED")
-        print(f"issue A: {isa}/scalar on H=32 nq=1 nk=4096 = {fmt(s)}x (target >= {target:g}x): {verdict}")
+        print(f"issue A: {isa}/scalar on H=32 nq=1 nk=4096 = {fmt(s, suffix="x")} (target >= {target:g}x): {verdict}")
     print(f"report: {md_path}" + (f"\nplot:   {png_path}" if png_ok else ""))
     return 0
 
