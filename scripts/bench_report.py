@@ -263,7 +263,7 @@ def report(path, context, results, skipped, png_name=None):
     lines.append("")
     for isa, s, target, ok in issue_a(results):
         verdict = "PASS" if ok else ("FAIL" if s is not None else "NOT MEASURED")
-        lines.append(f"- **{isa}/scalar = {fmt(s, suffix="x")}** (target >= {target:g}x): {verdict}")
+        lines.append(f"- **{isa}/scalar = {fmt(s, suffix='x')}** (target >= {target:g}x): {verdict}")
     lines.append("")
 
     shapes = shapes_in(results, skipped)
@@ -395,7 +395,7 @@ def main(argv=None):
         f.write(text + "\n")
     for isa, s, target, ok in issue_a(results):
         verdict = "PASS" if ok else ("FAIL" if s is not None else "NOT MEASURED")
-        print(f"issue A: {isa}/scalar on H=32 nq=1 nk=4096 = {fmt(s, suffix="x")} (target >= {target:g}x): {verdict}")
+        print(f"issue A: {isa}/scalar on H=32 nq=1 nk=4096 = {fmt(s, suffix='x')} (target >= {target:g}x): {verdict}")
     print(f"report: {md_path}" + (f"\nplot:   {png_path}" if png_ok else ""))
     return 0
 
