@@ -1,5 +1,521 @@
-/* Placeholder: forwards to the scalar reference until the avx512 kernels land. */
+/*
+ * AVX-512 ALiBi kernels: slopes, the external bias row, and the fused bias-add-softmax row.
+ *
+ * ISA: AVX-512 F (arithmetic, masks, scalef), BW+VL (masked 16-bit loads of f16 masks), DQ (64-bit integer to
+ * float for very long rows, 256-bit halves); F16C for the f16 mask conversion. The caller has checked the CPU.
+ *
+ * Tails: every loop ends with one masked vector (_mm512_maskz_loadu_ps / _mm512_mask_storeu_ps and masked
+ * gathers), so no byte outside [0, nk) of any caller buffer is read or written, whatever the alignment.
+ *
+ * Sums: each lane of a float32 accumulator adds at most 16 exponentials, each in [0, 1], before it is widened and
+ * added to float64 accumulators. A float32 partial sum of 16 non-negative terms is within 15 u of exact and the
+ * float64 stage adds nothing visible at 2^-24, so the denominator is within 16 u for any row length (2^20 keys
+ * and far beyond), which is the budget of the Accuracy paragraph of posattn_alibi_softmax in posattn.h.
+ *
+ * Logits: formed with the scalar reference's roundings (no FMA), so without a softcap both paths hold the same
+ * logits bit for bit and agree on the maximum and on every flush decision.
+ *
+ * Exponential: the polynomial of exp_f32.h kept in registers (below 2 ulp on [-87, 0]), 2^n applied with scalef.
+ * Every lane with x - mx < POSATTN_EXP_FLUSH_BELOW is zeroed by the write mask, so 2^n is only ever formed for
+ * normal results. The same flush, applied to whole vectors, lets the exp pass skip the polynomial where ALiBi has
+ * pushed every lane far below the maximum, which is most of a long row.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <sleef.h>
+
+#include "../exp_f32.h"
 #include "../kernels.h"
-void posattn_alibi_slopes_f32_avx512(int64_t n, float b, float *s) { posattn_alibi_slopes_f32_scalar(n, b, s); }
-void posattn_alibi_bias_row_f32_avx512(const posattn_bias_row *r) { posattn_alibi_bias_row_f32_scalar(r); }
-void posattn_alibi_softmax_row_f32_avx512(const posattn_softmax_row *r) { posattn_alibi_softmax_row_f32_scalar(r); }
+
+#define POSATTN_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Slopes                                                                                                       */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* Not hot (one call per model): exp2 in float64 of an exactly representable exponent, rounded once, is
+ * correctly rounded in practice and identical to the scalar reference. */
+void posattn_alibi_slopes_f32_avx512(int64_t n_heads, float max_bias, float *slopes) {
+    for (int64_t h = 0; h < n_heads; ++h) {
+        slopes[h] = (float)exp2(posattn_alibi_slope_exponent(h, n_heads, (double)max_bias));
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Key positions                                                                                                */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* How key j's position is found. KEYS_IOTA builds (float)j by float additions, exact only up to 2^24, so longer
+ * rows use KEYS_IOTA_WIDE (64-bit integers converted once per lane, as (float)j rounds). */
+enum { KEYS_NONE, KEYS_IOTA, KEYS_IOTA_WIDE, KEYS_CONTIGUOUS, KEYS_STRIDED };
+enum { MASK_NONE, MASK_F32, MASK_F16 };
+
+#define POSATTN_IOTA_EXACT_LIMIT (INT64_C(1) << 24)
+
+typedef struct keys_ctx {
+    const float *k_pos;
+    int64_t k_stride;
+    __m512i offsets_lo_i64x8, offsets_hi_i64x8; /* lane * k_stride, for the gather */
+} keys_ctx;
+
+static inline int keys_mode(const posattn_key_positions *keys, int64_t nk) {
+    if (!keys->k_pos) return nk <= POSATTN_IOTA_EXACT_LIMIT ? KEYS_IOTA : KEYS_IOTA_WIDE;
+    return keys->k_pos_stride == 1 ? KEYS_CONTIGUOUS : KEYS_STRIDED;
+}
+
+static inline keys_ctx keys_context(const posattn_key_positions *keys) {
+    keys_ctx k;
+    k.k_pos = keys->k_pos;
+    k.k_stride = keys->k_pos_stride;
+    __m512i stride_i64x8 = _mm512_set1_epi64(keys->k_pos_stride);
+    k.offsets_lo_i64x8 = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), stride_i64x8);
+    k.offsets_hi_i64x8 = _mm512_mullo_epi64(_mm512_setr_epi64(8, 9, 10, 11, 12, 13, 14, 15), stride_i64x8);
+    return k;
+}
+
+static inline __m512 iota_f32x16(void) {
+    return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+/* (float)(j + lane) for any j: int64 to float rounds once, exactly as the scalar conversion does. */
+static inline __m512 iota_wide_f32x16(int64_t j) {
+    __m512i j_i64x8 = _mm512_set1_epi64(j);
+    __m256 lo_f32x8 = _mm512_cvtepi64_ps(_mm512_add_epi64(j_i64x8, _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7)));
+    __m256 hi_f32x8 = _mm512_cvtepi64_ps(_mm512_add_epi64(j_i64x8, _mm512_setr_epi64(8, 9, 10, 11, 12, 13, 14, 15)));
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo_f32x8), hi_f32x8, 1);
+}
+
+/* Positions of keys j..j+15 (inactive lanes are not read). iota_k carries them for KEYS_IOTA, where the loops
+ * keep the vector up to date with one addition instead of a conversion per vector. */
+POSATTN_ALWAYS_INLINE __m512 key_positions_f32x16(const keys_ctx *k, int mode, int64_t j, __mmask16 active,
+                                                  int full, __m512 iota_k) {
+    switch (mode) {
+    case KEYS_IOTA: return iota_k;
+    case KEYS_IOTA_WIDE: return iota_wide_f32x16(j);
+    case KEYS_CONTIGUOUS: return full ? _mm512_loadu_ps(k->k_pos + j) : _mm512_maskz_loadu_ps(active, k->k_pos + j);
+    default: {
+        /* 64-bit offsets: j * stride and lane * stride can exceed 2^31 elements for long strided rows. */
+        const float *base = k->k_pos + j * k->k_stride;
+        __m256 lo_f32x8 = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), (__mmask8)active, k->offsets_lo_i64x8,
+                                                   base, 4);
+        __m256 hi_f32x8 = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), (__mmask8)(active >> 8),
+                                                   k->offsets_hi_i64x8, base, 4);
+        return _mm512_insertf32x8(_mm512_castps256_ps512(lo_f32x8), hi_f32x8, 1);
+    }
+    }
+}
+
+static inline __mmask16 tail_mask(int64_t remaining) {
+    return (__mmask16)((1u << remaining) - 1u);
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* External bias row                                                                                            */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+POSATTN_ALWAYS_INLINE void bias_row_body(const posattn_bias_row *row, int mode) {
+    keys_ctx k = keys_context(&row->keys);
+    float *bias = row->bias;
+    int64_t nk = row->nk;
+    /* -slope * |d| with the sign folded into the constant: one rounding, bit-identical to the scalar path. */
+    __m512 neg_slope_f32x16 = _mm512_set1_ps(-row->slope);
+    __m512 q_f32x16 = _mm512_set1_ps(row->q_pos);
+    __m512 iota_k_f32x16 = _mm512_add_ps(_mm512_set1_ps(0.0f), iota_f32x16());
+    __m512 sixteen_f32x16 = _mm512_set1_ps(16.0f);
+    int64_t j = 0;
+    for (; j + 16 <= nk; j += 16) {
+        __m512 pos_f32x16 = key_positions_f32x16(&k, mode, j, (__mmask16)0xffff, 1, iota_k_f32x16);
+        __m512 dist_f32x16 = _mm512_abs_ps(_mm512_sub_ps(q_f32x16, pos_f32x16));
+        _mm512_storeu_ps(bias + j, _mm512_mul_ps(neg_slope_f32x16, dist_f32x16));
+        iota_k_f32x16 = _mm512_add_ps(iota_k_f32x16, sixteen_f32x16);
+    }
+    if (j < nk) {
+        __mmask16 active = tail_mask(nk - j);
+        __m512 pos_f32x16 = key_positions_f32x16(&k, mode, j, active, 0, iota_k_f32x16);
+        __m512 dist_f32x16 = _mm512_abs_ps(_mm512_sub_ps(q_f32x16, pos_f32x16));
+        _mm512_mask_storeu_ps(bias + j, active, _mm512_mul_ps(neg_slope_f32x16, dist_f32x16));
+    }
+}
+
+void posattn_alibi_bias_row_f32_avx512(const posattn_bias_row *row) {
+    switch (keys_mode(&row->keys, row->nk)) {
+    case KEYS_IOTA: bias_row_body(row, KEYS_IOTA); break;
+    case KEYS_CONTIGUOUS: bias_row_body(row, KEYS_CONTIGUOUS); break;
+    case KEYS_IOTA_WIDE: bias_row_body(row, KEYS_IOTA_WIDE); break;
+    default: bias_row_body(row, KEYS_STRIDED); break;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Exponential                                                                                                  */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* exp(d) for d <= 0 in the lanes of keep, exactly 0 elsewhere. The caller puts into keep only lanes with
+ * d >= POSATTN_EXP_FLUSH_BELOW (or NaN), where the result is at least e^-87 > FLT_MIN, so scalef never forms a
+ * subnormal in a live lane, and zeroed lanes cost nothing. */
+static inline __m512 exp_flushed_f32x16(__m512 d_f32x16, __mmask16 keep) {
+    /* Clamping first keeps -inf (masked keys) from raising "invalid" in the reduction; max(c, NaN) is NaN. */
+    d_f32x16 = _mm512_max_ps(_mm512_set1_ps(-87.5f), d_f32x16);
+    /* Adding 1.5 * 2^23 rounds d * log2(e) to the nearest integer in the low mantissa bits. */
+    const __m512 magic_f32x16 = _mm512_set1_ps(12582912.0f);
+    __m512 t_f32x16 = _mm512_fmadd_ps(d_f32x16, _mm512_set1_ps(POSATTN_EXP_LOG2E), magic_f32x16);
+    __m512 n_f32x16 = _mm512_sub_ps(t_f32x16, magic_f32x16);
+    /* Cody-Waite: n * LN2_HI is exact, so r carries only the rounding of the second step. */
+    __m512 r_f32x16 = _mm512_fnmadd_ps(n_f32x16, _mm512_set1_ps(POSATTN_EXP_LN2_HI), d_f32x16);
+    r_f32x16 = _mm512_fnmadd_ps(n_f32x16, _mm512_set1_ps(POSATTN_EXP_LN2_LO), r_f32x16);
+    __m512 p_f32x16 = _mm512_fmadd_ps(_mm512_set1_ps(POSATTN_EXP_P0), r_f32x16, _mm512_set1_ps(POSATTN_EXP_P1));
+    p_f32x16 = _mm512_fmadd_ps(p_f32x16, r_f32x16, _mm512_set1_ps(POSATTN_EXP_P2));
+    p_f32x16 = _mm512_fmadd_ps(p_f32x16, r_f32x16, _mm512_set1_ps(POSATTN_EXP_P3));
+    p_f32x16 = _mm512_fmadd_ps(p_f32x16, r_f32x16, _mm512_set1_ps(POSATTN_EXP_P4));
+    p_f32x16 = _mm512_fmadd_ps(p_f32x16, r_f32x16, _mm512_set1_ps(POSATTN_EXP_P5));
+    /* 1 + r + r^2 P(r) as 1 + r (1 + r P(r)): two FMAs, no r^2, and the last rounding is that of the result. */
+    const __m512 one_f32x16 = _mm512_set1_ps(1.0f);
+    p_f32x16 = _mm512_fmadd_ps(p_f32x16, r_f32x16, one_f32x16);
+    p_f32x16 = _mm512_fmadd_ps(p_f32x16, r_f32x16, one_f32x16);
+    return _mm512_maskz_scalef_ps(keep, p_f32x16, n_f32x16);
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Fused softmax row                                                                                            */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+typedef struct logits_ctx {
+    const float *scores;
+    const void *mask;
+    keys_ctx keys;
+    __m512 scale_f32x16, cap_f32x16, slope_f32x16, q_f32x16, mask_scale_f32x16;
+} logits_ctx;
+
+/* Logits of keys j..j+15 with the scalar logit()'s roundings, one per operation and no contraction into FMA
+ * (the library builds with -std=c11, where GCC does not contract): both paths then see the same x bit for bit,
+ * so they agree on every flush decision and differ only by the exponential, the sum and the scaling. */
+POSATTN_ALWAYS_INLINE __m512 logits_f32x16(const logits_ctx *c, int keys, int mask, int softcap, int64_t j,
+                                           __mmask16 active, int full, __m512 iota_k) {
+    __m512 s_f32x16 = full ? _mm512_loadu_ps(c->scores + j) : _mm512_maskz_loadu_ps(active, c->scores + j);
+    __m512 x_f32x16 = _mm512_mul_ps(c->scale_f32x16, s_f32x16);
+    if (softcap) {
+        x_f32x16 = _mm512_mul_ps(c->cap_f32x16, Sleef_tanhf16_u10avx512f(_mm512_div_ps(x_f32x16, c->cap_f32x16)));
+    }
+    if (keys != KEYS_NONE) {
+        __m512 pos_f32x16 = key_positions_f32x16(&c->keys, keys, j, active, full, iota_k);
+        __m512 dist_f32x16 = _mm512_abs_ps(_mm512_sub_ps(c->q_f32x16, pos_f32x16));
+        x_f32x16 = _mm512_sub_ps(x_f32x16, _mm512_mul_ps(c->slope_f32x16, dist_f32x16));
+    }
+    if (mask != MASK_NONE) {
+        __m512 m_f32x16;
+        if (mask == MASK_F32) {
+            const float *m = (const float *)c->mask + j;
+            m_f32x16 = full ? _mm512_loadu_ps(m) : _mm512_maskz_loadu_ps(active, m);
+        } else {
+            const uint16_t *m = (const uint16_t *)c->mask + j;
+            __m256i h_i16x16 = full ? _mm256_loadu_si256((const __m256i *)m) : _mm256_maskz_loadu_epi16(active, m);
+            m_f32x16 = _mm512_cvtph_ps(h_i16x16);
+        }
+        /* An entry of -inf excludes its key whatever x is: such lanes keep the -inf of m through the write mask,
+         * so 0 * (-inf) (a zero slope in ggml mode) is neither formed nor raises "invalid". */
+        __mmask16 excluded = _mm512_cmp_ps_mask(m_f32x16, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ);
+        __m512 term_f32x16 = _mm512_maskz_mul_ps((__mmask16)~excluded, c->mask_scale_f32x16, m_f32x16);
+        x_f32x16 = _mm512_mask_add_ps(m_f32x16, (__mmask16)~excluded, x_f32x16, term_f32x16);
+    }
+    return x_f32x16;
+}
+
+/* Widens a float32 partial sum (at most 16 terms per lane) into the float64 accumulator. */
+static inline __m512d widen_add_f64x8(__m512d sum_f64x8, __m512 part_f32x16) {
+    sum_f64x8 = _mm512_add_pd(sum_f64x8, _mm512_cvtps_pd(_mm512_castps512_ps256(part_f32x16)));
+    return _mm512_add_pd(sum_f64x8, _mm512_cvtps_pd(_mm512_extractf32x8_ps(part_f32x16, 1)));
+}
+
+static inline void fill_f32(float *dst, int64_t begin, int64_t end, __m512 value_f32x16) {
+    int64_t j = begin;
+    for (; j + 16 <= end; j += 16) _mm512_storeu_ps(dst + j, value_f32x16);
+    if (j < end) _mm512_mask_storeu_ps(dst + j, tail_mask(end - j), value_f32x16);
+}
+
+/* The flush rule applied to the sink, in the same libm expf as the scalar path (one call per row). */
+static inline float flushed_expf(float x) {
+    return x < POSATTN_EXP_FLUSH_BELOW ? 0.0f : expf(x);
+}
+
+/*
+ * The body of every softmax row variant. keys, mask and softcap are compile-time constants in the specialised
+ * variants below and run-time values in the generic one.
+ *
+ * Pass 1 forms the logits and their maximum; pass 2 forms them again (cheaper than a store and a reload for rows
+ * past the caches; with a softcap, pass 1 stores them instead, as tanh costs more than the traffic), takes the
+ * exponentials, stores them and sums them; pass 3 scales. Groups of 4 vectors keep 4 independent dependency
+ * chains in flight.
+ */
+POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int keys, int mask, int softcap) {
+    float *probs = row->probs;
+    const int64_t lo = row->lo, hi = row->hi;
+    const __m512 zero_f32x16 = _mm512_setzero_ps();
+    const __m512 neg_inf_f32x16 = _mm512_set1_ps(-INFINITY);
+    const __m512 sixteen_f32x16 = _mm512_set1_ps(16.0f);
+    const __m512 step_f32x16 = _mm512_set1_ps(64.0f);
+
+    fill_f32(probs, 0, lo, zero_f32x16);
+    fill_f32(probs, hi, row->nk, zero_f32x16);
+
+    logits_ctx c;
+    c.scores = row->scores;
+    c.mask = row->mask;
+    c.keys = keys_context(&row->keys);
+    c.scale_f32x16 = _mm512_set1_ps(row->scale);
+    c.cap_f32x16 = _mm512_set1_ps(row->softcap);
+    c.slope_f32x16 = _mm512_set1_ps(row->slope);
+    c.q_f32x16 = _mm512_set1_ps(row->q_pos);
+    c.mask_scale_f32x16 = _mm512_set1_ps(row->mask_scale);
+    /* Exact: lo <= 2^24 whenever KEYS_IOTA is chosen. */
+    const __m512 iota_lo_f32x16 = _mm512_add_ps(_mm512_set1_ps((float)lo), iota_f32x16());
+
+    /* Pass 1. max(x, acc) returns acc when x is NaN, as fmaxf does: NaN reaches the sum through exp instead,
+     * except in an otherwise empty row, which is checked below. */
+    __m512 max0_f32x16 = neg_inf_f32x16, max1_f32x16 = neg_inf_f32x16;
+    __m512 max2_f32x16 = neg_inf_f32x16, max3_f32x16 = neg_inf_f32x16;
+    {
+        __m512 k0_f32x16 = iota_lo_f32x16;
+        int64_t j = lo;
+        for (; j + 64 <= hi; j += 64) {
+            __m512 k1_f32x16 = _mm512_add_ps(k0_f32x16, sixteen_f32x16);
+            __m512 k2_f32x16 = _mm512_add_ps(k1_f32x16, sixteen_f32x16);
+            __m512 k3_f32x16 = _mm512_add_ps(k2_f32x16, sixteen_f32x16);
+            __m512 x0_f32x16 = logits_f32x16(&c, keys, mask, softcap, j, 0xffff, 1, k0_f32x16);
+            __m512 x1_f32x16 = logits_f32x16(&c, keys, mask, softcap, j + 16, 0xffff, 1, k1_f32x16);
+            __m512 x2_f32x16 = logits_f32x16(&c, keys, mask, softcap, j + 32, 0xffff, 1, k2_f32x16);
+            __m512 x3_f32x16 = logits_f32x16(&c, keys, mask, softcap, j + 48, 0xffff, 1, k3_f32x16);
+            if (softcap) {
+                _mm512_storeu_ps(probs + j, x0_f32x16);
+                _mm512_storeu_ps(probs + j + 16, x1_f32x16);
+                _mm512_storeu_ps(probs + j + 32, x2_f32x16);
+                _mm512_storeu_ps(probs + j + 48, x3_f32x16);
+            }
+            max0_f32x16 = _mm512_max_ps(x0_f32x16, max0_f32x16);
+            max1_f32x16 = _mm512_max_ps(x1_f32x16, max1_f32x16);
+            max2_f32x16 = _mm512_max_ps(x2_f32x16, max2_f32x16);
+            max3_f32x16 = _mm512_max_ps(x3_f32x16, max3_f32x16);
+            k0_f32x16 = _mm512_add_ps(k0_f32x16, step_f32x16);
+        }
+        for (; j + 16 <= hi; j += 16) {
+            __m512 x_f32x16 = logits_f32x16(&c, keys, mask, softcap, j, 0xffff, 1, k0_f32x16);
+            if (softcap) _mm512_storeu_ps(probs + j, x_f32x16);
+            max0_f32x16 = _mm512_max_ps(x_f32x16, max0_f32x16);
+            k0_f32x16 = _mm512_add_ps(k0_f32x16, sixteen_f32x16);
+        }
+        if (j < hi) {
+            __mmask16 active = tail_mask(hi - j);
+            __m512 x_f32x16 = logits_f32x16(&c, keys, mask, softcap, j, active, 0, k0_f32x16);
+            if (softcap) _mm512_mask_storeu_ps(probs + j, active, x_f32x16);
+            max1_f32x16 = _mm512_mask_max_ps(max1_f32x16, active, x_f32x16, max1_f32x16);
+        }
+    }
+    max0_f32x16 = _mm512_max_ps(_mm512_max_ps(max0_f32x16, max1_f32x16), _mm512_max_ps(max2_f32x16, max3_f32x16));
+    float mx = _mm512_reduce_max_ps(max0_f32x16);
+    int sink_is_nan = 0;
+    if (row->has_sink) {
+        sink_is_nan = isnan(row->sink);
+        mx = fmaxf(mx, row->sink);
+    }
+
+    if (mx == -INFINITY) {
+        /* No key above -inf and no sink. The max skipped NaN, so look for one now (rare path): a NaN logit makes
+         * the row NaN, as everywhere else; otherwise the row is empty. */
+        int has_nan = sink_is_nan;
+        __m512 k_f32x16 = iota_lo_f32x16;
+        for (int64_t j = lo; j < hi && !has_nan; j += 16) {
+            __mmask16 active = hi - j >= 16 ? (__mmask16)0xffff : tail_mask(hi - j);
+            __m512 x_f32x16 = softcap ? _mm512_maskz_loadu_ps(active, probs + j)
+                                      : logits_f32x16(&c, keys, mask, softcap, j, active, 0, k_f32x16);
+            has_nan = _mm512_mask_cmp_ps_mask(active, x_f32x16, x_f32x16, _CMP_UNORD_Q) != 0;
+            k_f32x16 = _mm512_add_ps(k_f32x16, sixteen_f32x16);
+        }
+        fill_f32(probs, lo, hi, has_nan ? _mm512_set1_ps(NAN) : zero_f32x16);
+        if (row->lse) *row->lse = has_nan ? NAN : -INFINITY;
+        return;
+    }
+
+    /* Pass 2. Lanes with d < -87 are 0 by the flush rule (an ordered compare: NaN is never flushed), so a group
+     * where every lane is below needs only its zeros stored. [live_lo, live_hi) tracks the groups that were not
+     * skipped, so pass 3 does not rescale stored zeros. */
+    const __m512 mx_f32x16 = _mm512_set1_ps(mx);
+    const __m512 flush_f32x16 = _mm512_set1_ps(POSATTN_EXP_FLUSH_BELOW);
+    __m512d sum0_f64x8 = _mm512_setzero_pd(), sum1_f64x8 = _mm512_setzero_pd();
+    int64_t live_lo = hi, live_hi = lo;
+    {
+        __m512 acc0_f32x16 = zero_f32x16, acc1_f32x16 = zero_f32x16;
+        __m512 acc2_f32x16 = zero_f32x16, acc3_f32x16 = zero_f32x16;
+        int terms = 0;
+        __m512 k0_f32x16 = iota_lo_f32x16;
+        int64_t j = lo;
+        for (; j + 64 <= hi; j += 64) {
+            __m512 x0_f32x16, x1_f32x16, x2_f32x16, x3_f32x16;
+            if (softcap) {
+                x0_f32x16 = _mm512_loadu_ps(probs + j);
+                x1_f32x16 = _mm512_loadu_ps(probs + j + 16);
+                x2_f32x16 = _mm512_loadu_ps(probs + j + 32);
+                x3_f32x16 = _mm512_loadu_ps(probs + j + 48);
+            } else {
+                __m512 k1_f32x16 = _mm512_add_ps(k0_f32x16, sixteen_f32x16);
+                __m512 k2_f32x16 = _mm512_add_ps(k1_f32x16, sixteen_f32x16);
+                __m512 k3_f32x16 = _mm512_add_ps(k2_f32x16, sixteen_f32x16);
+                x0_f32x16 = logits_f32x16(&c, keys, mask, 0, j, 0xffff, 1, k0_f32x16);
+                x1_f32x16 = logits_f32x16(&c, keys, mask, 0, j + 16, 0xffff, 1, k1_f32x16);
+                x2_f32x16 = logits_f32x16(&c, keys, mask, 0, j + 32, 0xffff, 1, k2_f32x16);
+                x3_f32x16 = logits_f32x16(&c, keys, mask, 0, j + 48, 0xffff, 1, k3_f32x16);
+                k0_f32x16 = _mm512_add_ps(k0_f32x16, step_f32x16);
+            }
+            __m512 d0_f32x16 = _mm512_sub_ps(x0_f32x16, mx_f32x16);
+            __m512 d1_f32x16 = _mm512_sub_ps(x1_f32x16, mx_f32x16);
+            __m512 d2_f32x16 = _mm512_sub_ps(x2_f32x16, mx_f32x16);
+            __m512 d3_f32x16 = _mm512_sub_ps(x3_f32x16, mx_f32x16);
+            __mmask16 keep0 = _mm512_cmp_ps_mask(d0_f32x16, flush_f32x16, _CMP_NLT_UQ);
+            __mmask16 keep1 = _mm512_cmp_ps_mask(d1_f32x16, flush_f32x16, _CMP_NLT_UQ);
+            __mmask16 keep2 = _mm512_cmp_ps_mask(d2_f32x16, flush_f32x16, _CMP_NLT_UQ);
+            __mmask16 keep3 = _mm512_cmp_ps_mask(d3_f32x16, flush_f32x16, _CMP_NLT_UQ);
+            if ((keep0 | keep1 | keep2 | keep3) == 0) {
+                _mm512_storeu_ps(probs + j, zero_f32x16);
+                _mm512_storeu_ps(probs + j + 16, zero_f32x16);
+                _mm512_storeu_ps(probs + j + 32, zero_f32x16);
+                _mm512_storeu_ps(probs + j + 48, zero_f32x16);
+                continue;
+            }
+            __m512 e0_f32x16 = exp_flushed_f32x16(d0_f32x16, keep0);
+            __m512 e1_f32x16 = exp_flushed_f32x16(d1_f32x16, keep1);
+            __m512 e2_f32x16 = exp_flushed_f32x16(d2_f32x16, keep2);
+            __m512 e3_f32x16 = exp_flushed_f32x16(d3_f32x16, keep3);
+            _mm512_storeu_ps(probs + j, e0_f32x16);
+            _mm512_storeu_ps(probs + j + 16, e1_f32x16);
+            _mm512_storeu_ps(probs + j + 32, e2_f32x16);
+            _mm512_storeu_ps(probs + j + 48, e3_f32x16);
+            acc0_f32x16 = _mm512_add_ps(acc0_f32x16, e0_f32x16);
+            acc1_f32x16 = _mm512_add_ps(acc1_f32x16, e1_f32x16);
+            acc2_f32x16 = _mm512_add_ps(acc2_f32x16, e2_f32x16);
+            acc3_f32x16 = _mm512_add_ps(acc3_f32x16, e3_f32x16);
+            if (j < live_lo) live_lo = j;
+            live_hi = j + 64;
+            if (++terms == 16) {
+                sum0_f64x8 = widen_add_f64x8(sum0_f64x8, acc0_f32x16);
+                sum1_f64x8 = widen_add_f64x8(sum1_f64x8, acc1_f32x16);
+                sum0_f64x8 = widen_add_f64x8(sum0_f64x8, acc2_f32x16);
+                sum1_f64x8 = widen_add_f64x8(sum1_f64x8, acc3_f32x16);
+                acc0_f32x16 = acc1_f32x16 = acc2_f32x16 = acc3_f32x16 = zero_f32x16;
+                terms = 0;
+            }
+        }
+        /* At most 3 full vectors and a tail are left: one term each per lane of acc0..acc3 after the flush. */
+        sum0_f64x8 = widen_add_f64x8(sum0_f64x8, acc0_f32x16);
+        sum1_f64x8 = widen_add_f64x8(sum1_f64x8, acc1_f32x16);
+        sum0_f64x8 = widen_add_f64x8(sum0_f64x8, acc2_f32x16);
+        sum1_f64x8 = widen_add_f64x8(sum1_f64x8, acc3_f32x16);
+        acc0_f32x16 = zero_f32x16;
+        for (; j < hi; j += 16) {
+            int full = hi - j >= 16;
+            __mmask16 active = full ? (__mmask16)0xffff : tail_mask(hi - j);
+            __m512 x_f32x16;
+            if (softcap) {
+                x_f32x16 = _mm512_maskz_loadu_ps(active, probs + j);
+            } else {
+                x_f32x16 = logits_f32x16(&c, keys, mask, 0, j, active, 0, k0_f32x16);
+                k0_f32x16 = _mm512_add_ps(k0_f32x16, sixteen_f32x16);
+            }
+            __m512 d_f32x16 = _mm512_sub_ps(x_f32x16, mx_f32x16);
+            __mmask16 keep = _mm512_mask_cmp_ps_mask(active, d_f32x16, flush_f32x16, _CMP_NLT_UQ);
+            __m512 e_f32x16 = zero_f32x16;
+            if (keep) {
+                e_f32x16 = exp_flushed_f32x16(d_f32x16, keep);
+                acc0_f32x16 = _mm512_add_ps(acc0_f32x16, e_f32x16);
+                if (j < live_lo) live_lo = j;
+                live_hi = full ? j + 16 : hi;
+            }
+            _mm512_mask_storeu_ps(probs + j, active, e_f32x16);
+        }
+        sum0_f64x8 = widen_add_f64x8(sum0_f64x8, acc0_f32x16);
+    }
+    double sum = _mm512_reduce_add_pd(_mm512_add_pd(sum0_f64x8, sum1_f64x8));
+    if (row->has_sink) sum += (double)flushed_expf(row->sink - mx);
+
+    /* Pass 3. The reciprocal is rounded once from float64 (0.5 u) and the product once more (0.5 u). Outputs
+     * below POSATTN_OUTPUT_FLUSH_BELOW are 0, decided through the write mask before the multiply could form a
+     * subnormal (a microcode assist of about 100 cycles per vector on Intel): e_j / sum < 2^-125 exactly when
+     * e_j < 2^-125 * sum, and for a float e_j exactly when e_j is below that product rounded up to float, so
+     * the decision is the scalar path's. A NaN sum (a NaN logit) must reach every key of [lo, hi), zeros
+     * included, hence NLT_UQ and the full range. */
+    if (isnan(sum)) live_lo = lo, live_hi = hi;
+    const double flush_below_f64 = (double)POSATTN_OUTPUT_FLUSH_BELOW * sum;
+    float flush_below_f32 = (float)flush_below_f64;
+    if ((double)flush_below_f32 < flush_below_f64) flush_below_f32 = nextafterf(flush_below_f32, INFINITY);
+    const __m512 inv_f32x16 = _mm512_set1_ps((float)(1.0 / sum));
+    const __m512 flush_below_f32x16 = _mm512_set1_ps(flush_below_f32);
+    {
+        int64_t j = live_lo;
+        for (; j + 64 <= live_hi; j += 64) {
+            __m512 e0_f32x16 = _mm512_loadu_ps(probs + j);
+            __m512 e1_f32x16 = _mm512_loadu_ps(probs + j + 16);
+            __m512 e2_f32x16 = _mm512_loadu_ps(probs + j + 32);
+            __m512 e3_f32x16 = _mm512_loadu_ps(probs + j + 48);
+            __mmask16 keep0 = _mm512_cmp_ps_mask(e0_f32x16, flush_below_f32x16, _CMP_NLT_UQ);
+            __mmask16 keep1 = _mm512_cmp_ps_mask(e1_f32x16, flush_below_f32x16, _CMP_NLT_UQ);
+            __mmask16 keep2 = _mm512_cmp_ps_mask(e2_f32x16, flush_below_f32x16, _CMP_NLT_UQ);
+            __mmask16 keep3 = _mm512_cmp_ps_mask(e3_f32x16, flush_below_f32x16, _CMP_NLT_UQ);
+            _mm512_storeu_ps(probs + j, _mm512_maskz_mul_ps(keep0, e0_f32x16, inv_f32x16));
+            _mm512_storeu_ps(probs + j + 16, _mm512_maskz_mul_ps(keep1, e1_f32x16, inv_f32x16));
+            _mm512_storeu_ps(probs + j + 32, _mm512_maskz_mul_ps(keep2, e2_f32x16, inv_f32x16));
+            _mm512_storeu_ps(probs + j + 48, _mm512_maskz_mul_ps(keep3, e3_f32x16, inv_f32x16));
+        }
+        for (; j < live_hi; j += 16) {
+            __mmask16 active = live_hi - j >= 16 ? (__mmask16)0xffff : tail_mask(live_hi - j);
+            __m512 e_f32x16 = _mm512_maskz_loadu_ps(active, probs + j);
+            __mmask16 keep = _mm512_mask_cmp_ps_mask(active, e_f32x16, flush_below_f32x16, _CMP_NLT_UQ);
+            _mm512_mask_storeu_ps(probs + j, active, _mm512_maskz_mul_ps(keep, e_f32x16, inv_f32x16));
+        }
+    }
+    if (row->lse) *row->lse = (float)((double)mx + log(sum));
+}
+
+/* Specialised variants for the common shapes: no softcap, keys at their indices or contiguous (or no bias, as
+ * in ggml mode), any mask. Everything else (softcap, where tanh dominates; strided or > 2^24 key positions)
+ * takes the generic variant, whose per-vector branches are loop-invariant. Each variant is a separate
+ * function with its own register allocation: static (internal linkage, like every helper here) and noinline,
+ * since GCC warns on "inline" combined with noinline. */
+#define POSATTN_SOFTMAX_VARIANT(keys, mask)                                                                        \
+    static __attribute__((noinline)) void softmax_row_##keys##_##mask(const posattn_softmax_row *row) {            \
+        softmax_row_body(row, keys, mask, 0);                                                                      \
+    }
+POSATTN_SOFTMAX_VARIANT(KEYS_NONE, MASK_NONE)
+POSATTN_SOFTMAX_VARIANT(KEYS_NONE, MASK_F32)
+POSATTN_SOFTMAX_VARIANT(KEYS_NONE, MASK_F16)
+POSATTN_SOFTMAX_VARIANT(KEYS_IOTA, MASK_NONE)
+POSATTN_SOFTMAX_VARIANT(KEYS_IOTA, MASK_F32)
+POSATTN_SOFTMAX_VARIANT(KEYS_IOTA, MASK_F16)
+POSATTN_SOFTMAX_VARIANT(KEYS_CONTIGUOUS, MASK_NONE)
+POSATTN_SOFTMAX_VARIANT(KEYS_CONTIGUOUS, MASK_F32)
+POSATTN_SOFTMAX_VARIANT(KEYS_CONTIGUOUS, MASK_F16)
+#undef POSATTN_SOFTMAX_VARIANT
+
+static __attribute__((noinline)) void softmax_row_generic(const posattn_softmax_row *row, int keys, int mask) {
+    softmax_row_body(row, keys, mask, row->softcap > 0.0f);
+}
+
+void posattn_alibi_softmax_row_f32_avx512(const posattn_softmax_row *row) {
+    int keys = row->slope != 0.0f ? keys_mode(&row->keys, row->nk) : KEYS_NONE;
+    int mask = !row->mask ? MASK_NONE : row->mask_is_f16 ? MASK_F16 : MASK_F32;
+    if (row->softcap > 0.0f || keys == KEYS_IOTA_WIDE || keys == KEYS_STRIDED) {
+        softmax_row_generic(row, keys, mask);
+        return;
+    }
+#define POSATTN_CASE(k, m)                                                                                         \
+    if (keys == k && mask == m) {                                                                                  \
+        softmax_row_##k##_##m(row);                                                                                \
+        return;                                                                                                    \
+    }
+    POSATTN_CASE(KEYS_NONE, MASK_NONE)
+    POSATTN_CASE(KEYS_NONE, MASK_F32)
+    POSATTN_CASE(KEYS_NONE, MASK_F16)
+    POSATTN_CASE(KEYS_IOTA, MASK_NONE)
+    POSATTN_CASE(KEYS_IOTA, MASK_F32)
+    POSATTN_CASE(KEYS_IOTA, MASK_F16)
+    POSATTN_CASE(KEYS_CONTIGUOUS, MASK_NONE)
+    POSATTN_CASE(KEYS_CONTIGUOUS, MASK_F32)
+    POSATTN_CASE(KEYS_CONTIGUOUS, MASK_F16)
+#undef POSATTN_CASE
+}
