@@ -185,6 +185,22 @@ static inline float row_max(const logit_params *p, int64_t lo, int64_t hi) {
     return vmaxnmvq_f32(vmaxnmq_f32(vmaxnmq_f32(max0_f32x4, max1_f32x4), vmaxnmq_f32(max2_f32x4, max3_f32x4)));
 }
 
+/* Whether a logit in [lo, hi) is NaN: the rare check behind an all -inf maximum, which FMAXNM reached by skipping
+ * NaN, so that a NaN logit makes its row NaN on every ISA. */
+static int row_has_nan(const logit_params *p, int64_t lo, int64_t hi) {
+    uint32x4_t nan_u32x4 = vdupq_n_u32(0);
+    int64_t j = lo;
+    for (; hi - j >= 4; j += 4) {
+        float32x4_t x_f32x4 = logits_f32x4(p, j);
+        nan_u32x4 = vorrq_u32(nan_u32x4, vmvnq_u32(vceqq_f32(x_f32x4, x_f32x4)));
+    }
+    if (j < hi) {
+        float32x4_t x_f32x4 = logits_tail_f32x4(p, j, hi - j);
+        nan_u32x4 = vorrq_u32(nan_u32x4, vmvnq_u32(vceqq_f32(x_f32x4, x_f32x4)));
+    }
+    return vmaxvq_u32(nan_u32x4) != 0;
+}
+
 /* Writes exp(x_j - mx) (flushed) to probs[lo, hi), recomputing the logits rather than storing and re-reading
  * them, and returns their sum. */
 static inline double exp_store_sum(const logit_params *p, float *probs, int64_t lo, int64_t hi, float mx) {
@@ -314,9 +330,11 @@ void posattn_alibi_softmax_row_f32_neon(const posattn_softmax_row *row) {
     float mx = row_max(&p, lo, hi);
     if (row->has_sink) mx = fmaxf(mx, row->sink);
     if (mx == -INFINITY) {
-        /* No valid key and no sink: zeros, never 0/0, and an empty log-sum-exp. */
-        for (int64_t j = lo; j < hi; ++j) probs[j] = 0.0f;
-        if (row->lse) *row->lse = -INFINITY;
+        /* No valid key and no sink: zeros, never 0/0, and an empty log-sum-exp; unless the maximum skipped a NaN
+         * (of a logit or of the sink), which makes the row NaN as it would anywhere else. */
+        int has_nan = (row->has_sink && isnan(row->sink)) || row_has_nan(&p, lo, hi);
+        for (int64_t j = lo; j < hi; ++j) probs[j] = has_nan ? NAN : 0.0f;
+        if (row->lse) *row->lse = has_nan ? NAN : -INFINITY;
         return;
     }
     double sum = exp_store_sum(&p, probs, lo, hi, mx);

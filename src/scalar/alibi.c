@@ -54,10 +54,14 @@ void posattn_alibi_softmax_row_f32_scalar(const posattn_softmax_row *row) {
     for (int64_t j = 0; j < row->lo; ++j) probs[j] = 0.0f;
     for (int64_t j = row->hi; j < row->nk; ++j) probs[j] = 0.0f;
 
-    if (mx == -INFINITY) {
-        /* No valid key and no sink (or every valid key masked by -inf): zeros, and an empty log-sum-exp. */
-        for (int64_t j = row->lo; j < row->hi; ++j) probs[j] = 0.0f;
-        if (row->lse) *row->lse = -INFINITY;
+    if (mx == -INFINITY || isnan(mx)) {
+        /* No valid key and no sink (or every valid key masked by -inf): zeros, and an empty log-sum-exp. fmaxf
+         * skips NaN, so look for one: a NaN logit or sink makes the row NaN, as it does when the maximum is
+         * finite (through the sum). */
+        int has_nan = isnan(mx);
+        for (int64_t j = row->lo; j < row->hi; ++j) has_nan |= isnan(probs[j]);
+        for (int64_t j = row->lo; j < row->hi; ++j) probs[j] = has_nan ? NAN : 0.0f;
+        if (row->lse) *row->lse = has_nan ? NAN : -INFINITY;
         return;
     }
     /* Pass 2: exponentials and their sum in float64. */
