@@ -229,9 +229,9 @@ static void valid_keys(shape s, int64_t i, int causal, int64_t window, int64_t *
     int64_t diagonal = i + s.nk - s.nq; /* the key aligned with query i */
     int64_t begin = 0, end = s.nk;
     if (causal && diagonal + 1 < end) end = diagonal + 1;
-    if (window > 0) {
-        if (diagonal - window + 1 > begin) begin = diagonal - window + 1;
-        if (!causal && diagonal + window < end) end = diagonal + window;
+    if (window > 0) { /* compared without forming diagonal +- window, which overflows for windows near INT64_MAX */
+        if (window <= diagonal) begin = diagonal - window + 1;
+        if (!causal && window < end - diagonal) end = diagonal + window;
     }
     if (begin > s.nk) begin = s.nk;
     if (end < begin) end = begin;
