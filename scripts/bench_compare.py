@@ -12,6 +12,7 @@ import os
 import re
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in scripts/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_report import (ISSUE_A_SHAPE, best_softmax, fmt, get, issue_a, load, md_table,  # noqa: E402
                           ratio, shapes_in)
