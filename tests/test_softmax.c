@@ -105,10 +105,17 @@ static uint64_t case_seed(const softmax_case *c) {
 /* ------------------------------------------------------------------------------------------------------------ */
 
 /* The mask value of head hm (0 when broadcast), query i, key j: rows with (hm + i) % 4 == 2 are fully excluded,
- * otherwise one key in eight is -inf and the rest are uniform in [-range/4, range/4]. */
+ * otherwise one key in eight is -inf, one in sixteen is tiny (binary16 subnormals, +-0) and the rest are uniform in
+ * [-range/4, range/4]. */
 static float mask_value(rng *g, int64_t hm, int64_t i, double range) {
-    if ((hm + i) % 4 == 2 || rng_below(g, 8) == 0) return -INFINITY;
-    return rng_float(g, -range / 4, range / 4);
+    if ((hm + i) % 4 == 2) return -INFINITY;
+    switch (rng_below(g, 16)) {
+    case 0:
+    case 1: return -INFINITY;
+    case 2: return rng_float(g, -6e-5, 6e-5);
+    case 3: return rng_below(g, 2) ? -0.0f : 0.0f;
+    default: return rng_float(g, -range / 4, range / 4);
+    }
 }
 
 typedef struct mask_buffer {
