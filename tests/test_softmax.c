@@ -241,8 +241,9 @@ static void run_softmax_case(const softmax_case *c) {
                 double x = (c->mostly_constant && j % 8 != 0) ? -0.175 * range : (double)rng_float(&g, -range, range);
                 pristine[h * s_head + i * s_row + j] = (float)(x / scale);
             }
-    guarded scores_g = c->in_place ? guarded_output((size_t)s_extent, sizeof(float), c->misalign & (MIS_SCORES | MIS_PROBS))
-                                   : guarded_input((size_t)s_extent, sizeof(float), c->misalign & MIS_SCORES);
+    const int scores_misaligned = (c->misalign & (c->in_place ? MIS_SCORES | MIS_PROBS : MIS_SCORES)) != 0;
+    guarded scores_g = c->in_place ? guarded_output((size_t)s_extent, sizeof(float), scores_misaligned)
+                                   : guarded_input((size_t)s_extent, sizeof(float), scores_misaligned);
     float *scores = scores_g.data;
     memcpy(scores, pristine, (size_t)s_extent * sizeof(float));
 
@@ -777,7 +778,8 @@ static void check_spec_row(const char *what, const float *scores, int64_t nk, fl
             sum_bound += bound;
         }
         if (expected_sink_mass >= 0.0) { /* what the row lacks is the sink's share */
-            CHECK(fabs((1.0 - sum) - expected_sink_mass) <= sum_bound + 2e-9, /* + the SPEC's rounding of 4 printed values */
+            /* + 2e-9: the SPEC rounded the four printed values */
+            CHECK(fabs((1.0 - sum) - expected_sink_mass) <= sum_bound + 2e-9,
                   "%s isa %s: sink mass %.9g, SPEC %.9g", what, posattn_isa_name(isa), 1.0 - sum, expected_sink_mass);
         }
         CHECK(fabs(*lse - expected_lse) <= lse_bound(L, expected_lse), "%s isa %s: lse %.9g, expected %.9g", what,
