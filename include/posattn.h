@@ -176,8 +176,8 @@ typedef struct posattn_positions {
  * positions   NULL for the KV-cache default, see posattn_positions.
  * row_stride  elements between rows (0: nk; otherwise >= nk); head_stride elements between heads (0: nq*row_stride).
  * Accuracy: |Δ| is formed in float32 (exact when Sterbenz applies, else within 0.5 ulp of |Δ|), then one
- * multiply: each value is within 1.5 ulp of -m|Δ| computed exactly from the float32 inputs. Identical on all ISAs
- * up to the multiply-add contraction (same bound).
+ * multiply: each value is within 1.5 ulp of -m|Δ| computed exactly from the float32 inputs (2.5 ulp with axis
+ * weights, whose product m_h*w[h][0] is rounded once). Bit-identical on all ISAs.
  * Errors: NULL, SIZE, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP (bias overlapping slopes or positions), AXES, METRIC.
  */
 POSATTN_API posattn_status posattn_alibi_bias(int64_t n_heads, int64_t nq, int64_t nk, const float *slopes,
