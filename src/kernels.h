@@ -44,7 +44,9 @@ typedef struct posattn_bias_row {
  * One row of the fused softmax. Keys outside [lo, hi) are written as exactly 0. Inside:
  *   x = scale * s[j]; if softcap > 0: x = softcap * tanh(x / softcap); if slope != 0: x -= slope * |q_pos - k_j|;
  *   if mask: x = (M[j] == -inf) ? -inf : x + mask_scale * M[j]
- * then the softmax with an optional sink. probs may equal scores (in place).
+ * then the softmax with an optional sink. probs may equal scores (in place). A NaN logit or sink makes the row's
+ * outputs and lse NaN, also when the maximum skipped it (max instructions ignore NaN); a row whose maximum is
+ * -inf otherwise gets zeros and lse = -inf.
  */
 typedef struct posattn_softmax_row {
     const float *scores;

@@ -58,7 +58,7 @@ void posattn_alibi_softmax_row_f32_scalar(const posattn_softmax_row *row) {
         /* No valid key and no sink (or every valid key masked by -inf): zeros, and an empty log-sum-exp. fmaxf
          * skips NaN, so look for one: a NaN logit or sink makes the row NaN, as it does when the maximum is
          * finite (through the sum). */
-        int has_nan = isnan(mx);
+        int has_nan = isnan(mx) || (row->has_sink && isnan(row->sink));
         for (int64_t j = row->lo; j < row->hi; ++j) has_nan |= isnan(probs[j]);
         for (int64_t j = row->lo; j < row->hi; ++j) probs[j] = has_nan ? NAN : 0.0f;
         if (row->lse) *row->lse = has_nan ? NAN : -INFINITY;
