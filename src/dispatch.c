@@ -77,7 +77,7 @@ static int cpu_supports(posattn_isa isa) {
 }
 
 int posattn_isa_compiled(posattn_isa isa) {
-    return isa > POSATTN_ISA_AUTO && isa < POSATTN_ISA_COUNT && kernel_tables[isa].alibi_softmax_row != NULL;
+    return isa > POSATTN_ISA_AUTO && isa < POSATTN_ISA_COUNT && kernel_tables[isa].alibi_slopes != NULL;
 }
 
 int posattn_isa_supported(posattn_isa isa) {

@@ -70,27 +70,40 @@ typedef void (*posattn_slopes_fn)(int64_t n_heads, float max_bias, float *slopes
 typedef void (*posattn_bias_row_fn)(const posattn_bias_row *row);
 typedef void (*posattn_softmax_row_fn)(const posattn_softmax_row *row);
 
-/* The registry: every kernel family, implemented once per ISA. Adding a family is one line here and one entry in
- * each ISA's table; the dispatcher, the tests and the benchmarks reach every entry through the public API with
- * the ISA forced. */
-typedef struct posattn_kernel_table {
-    posattn_slopes_fn alibi_slopes;
-    posattn_bias_row_fn alibi_bias_row;
+#define POSATTN_ALIBI_TABLE_FIELDS                                                                                 \
+    posattn_slopes_fn alibi_slopes;                                                                                \
+    posattn_bias_row_fn alibi_bias_row;                                                                            \
     posattn_softmax_row_fn alibi_softmax_row;
-} posattn_kernel_table;
-
-#define POSATTN_DECLARE_ISA(isa)                                                                                   \
+#define POSATTN_ALIBI_TABLE_ENTRIES(isa)                                                                           \
+    .alibi_slopes = posattn_alibi_slopes_f32_##isa, .alibi_bias_row = posattn_alibi_bias_row_f32_##isa,           \
+    .alibi_softmax_row = posattn_alibi_softmax_row_f32_##isa,
+#define POSATTN_ALIBI_DECLARE(isa)                                                                                 \
     POSATTN_HIDDEN void posattn_alibi_slopes_f32_##isa(int64_t n_heads, float max_bias, float *slopes);           \
     POSATTN_HIDDEN void posattn_alibi_bias_row_f32_##isa(const posattn_bias_row *row);                            \
     POSATTN_HIDDEN void posattn_alibi_softmax_row_f32_##isa(const posattn_softmax_row *row);
+
+/* Each further kernel family keeps its row contract in its own header, with the same three macros. */
+#include "rope_kernels.h"
+#include "liere_kernels.h"
+
+/* The registry: every kernel family, implemented once per ISA, one table per ISA. Adding a family is its three
+ * macros and one line in each list below; the dispatcher, the tests and the benchmarks reach every entry through
+ * the public API with the ISA forced. */
+typedef struct posattn_kernel_table {
+    POSATTN_ALIBI_TABLE_FIELDS
+    POSATTN_ROPE_TABLE_FIELDS
+    POSATTN_LIERE_TABLE_FIELDS
+} posattn_kernel_table;
+
+#define POSATTN_KERNEL_TABLE(isa)                                                                                  \
+    {POSATTN_ALIBI_TABLE_ENTRIES(isa) POSATTN_ROPE_TABLE_ENTRIES(isa) POSATTN_LIERE_TABLE_ENTRIES(isa)}
+
+#define POSATTN_DECLARE_ISA(isa) POSATTN_ALIBI_DECLARE(isa) POSATTN_ROPE_DECLARE(isa) POSATTN_LIERE_DECLARE(isa)
 
 POSATTN_DECLARE_ISA(scalar)
 POSATTN_DECLARE_ISA(avx2)
 POSATTN_DECLARE_ISA(avx512)
 POSATTN_DECLARE_ISA(neon)
-
-#define POSATTN_KERNEL_TABLE(isa)                                                                                  \
-    {posattn_alibi_slopes_f32_##isa, posattn_alibi_bias_row_f32_##isa, posattn_alibi_softmax_row_f32_##isa}
 
 /* Shared by every ISA's slopes kernel: the exponent of 2 for head h (SPEC 1), exact in float64. */
 static inline double posattn_alibi_slope_exponent(int64_t h, int64_t n_heads, double max_bias) {

@@ -10,83 +10,7 @@
 #include <stdint.h>
 
 #include "dispatch.h"
-
-const char *posattn_status_string(posattn_status status) {
-    switch (status) {
-    case POSATTN_OK: return "ok";
-    case POSATTN_ERR_NULL: return "a required pointer is NULL";
-    case POSATTN_ERR_SIZE: return "a size is zero or negative";
-    case POSATTN_ERR_ROW_RANGE: return "row range outside [0, heads*nq] or reversed";
-    case POSATTN_ERR_STRIDE: return "bad stride (negative, shorter than a row, or overlapping output rows)";
-    case POSATTN_ERR_OVERFLOW: return "sizes and strides overflow 64 bits or the address space";
-    case POSATTN_ERR_OVERLAP: return "an output overlaps an input or another output";
-    case POSATTN_ERR_SCALE: return "scale is not finite";
-    case POSATTN_ERR_SOFTCAP: return "softcap is negative or not finite";
-    case POSATTN_ERR_WINDOW: return "window is negative";
-    case POSATTN_ERR_MAX_BIAS: return "max_bias is negative or not finite";
-    case POSATTN_ERR_AXES: return "unsupported number of position axes";
-    case POSATTN_ERR_METRIC: return "unknown distance metric";
-    case POSATTN_ERR_MASK_TYPE: return "unknown mask type";
-    case POSATTN_ERR_FLAGS: return "unknown or contradictory flags";
-    case POSATTN_ERR_ISA_UNKNOWN: return "unknown instruction set";
-    case POSATTN_ERR_ISA_UNSUPPORTED: return "instruction set not compiled in or not supported by this CPU";
-    }
-    return "unknown status";
-}
-
-/* A byte range [begin, end) of caller memory; empty when begin == end (absent tensors). */
-typedef struct span {
-    uintptr_t begin, end;
-} span;
-
-static int spans_overlap(span a, span b) {
-    return a.begin < a.end && b.begin < b.end && a.begin < b.end && b.begin < a.end;
-}
-
-static int mul_add_ok(int64_t a, int64_t b, int64_t *acc) {
-    int64_t product;
-    if (__builtin_mul_overflow(a, b, &product)) return 0;
-    return !__builtin_add_overflow(*acc, product, acc);
-}
-
-/*
- * The span of a [n_outer][n_inner][row_len] tensor of elem_size-byte elements with the given strides. Returns
- * POSATTN_ERR_OVERFLOW when the last element's offset or the byte count does not fit, or the range wraps.
- */
-static posattn_status tensor_span(const void *base, int64_t n_outer, int64_t outer_stride, int64_t n_inner,
-                                  int64_t inner_stride, int64_t row_len, size_t elem_size, span *out) {
-    out->begin = out->end = (uintptr_t)base;
-    if (!base) return POSATTN_OK;
-    int64_t elements = row_len;
-    if (!mul_add_ok(n_outer - 1, outer_stride, &elements) || !mul_add_ok(n_inner - 1, inner_stride, &elements)) {
-        return POSATTN_ERR_OVERFLOW;
-    }
-    int64_t bytes;
-    if (__builtin_mul_overflow(elements, (int64_t)elem_size, &bytes) || bytes > PTRDIFF_MAX) {
-        return POSATTN_ERR_OVERFLOW;
-    }
-    if (__builtin_add_overflow(out->begin, (uintptr_t)bytes, &out->end)) return POSATTN_ERR_OVERFLOW;
-    return POSATTN_OK;
-}
-
-/* Rows of an output must not overlap: with the two strides sorted, the smaller one must hold a row and the larger
- * one all the rows the smaller one spans. Dimensions of extent 1 impose nothing. */
-static int output_rows_disjoint(int64_t n_a, int64_t stride_a, int64_t n_b, int64_t stride_b, int64_t row_len) {
-    if (n_a == 1) n_a = 0;
-    if (n_b == 1) n_b = 0;
-    if (!n_a && !n_b) return 1;
-    if (!n_a) return stride_b >= row_len;
-    if (!n_b) return stride_a >= row_len;
-    if (stride_a > stride_b) {
-        int64_t t = stride_a;
-        stride_a = stride_b, stride_b = t;
-        t = n_a, n_a = n_b, n_b = t;
-    }
-    if (stride_a < row_len) return 0;
-    int64_t spanned = row_len;
-    if (!mul_add_ok(n_a - 1, stride_a, &spanned)) return 0;
-    return stride_b >= spanned;
-}
+#include "validate.h"
 
 /* The shape shared by the bias and the softmax entry points. */
 typedef struct shape {
@@ -117,10 +41,10 @@ static posattn_status resolve_rows(const void *base, shape s, int64_t row_stride
     } else if (__builtin_mul_overflow(s.nq, out->row_stride, &out->head_stride)) {
         return POSATTN_ERR_OVERFLOW;
     }
-    posattn_status st = tensor_span(base, s.n_heads, out->head_stride, s.nq, out->row_stride, s.nk, sizeof(float),
+    posattn_status st = posattn_tensor_span(base, s.n_heads, out->head_stride, s.nq, out->row_stride, s.nk, sizeof(float),
                                     &out->bytes);
     if (st != POSATTN_OK) return st;
-    if (is_output && !output_rows_disjoint(s.n_heads, out->head_stride, s.nq, out->row_stride, s.nk)) {
+    if (is_output && !posattn_output_rows_disjoint(s.n_heads, out->head_stride, s.nq, out->row_stride, s.nk)) {
         return POSATTN_ERR_STRIDE;
     }
     return POSATTN_OK;
@@ -147,9 +71,9 @@ static posattn_status resolve_positions(const posattn_positions *given, shape s,
     if (!p->k_stride) p->k_stride = p->axes;
     if (p->q_stride < p->axes || p->k_stride < p->axes) return POSATTN_ERR_STRIDE;
     posattn_status st;
-    if ((st = tensor_span(p->q, s.n_heads, p->q_head_stride, s.nq, p->q_stride, p->axes, sizeof(float), &out->q)) ||
-        (st = tensor_span(p->k, s.n_heads, p->k_head_stride, s.nk, p->k_stride, p->axes, sizeof(float), &out->k)) ||
-        (st = tensor_span(p->weights, 1, 0, s.n_heads, p->axes, p->axes, sizeof(float), &out->weights))) {
+    if ((st = posattn_tensor_span(p->q, s.n_heads, p->q_head_stride, s.nq, p->q_stride, p->axes, sizeof(float), &out->q)) ||
+        (st = posattn_tensor_span(p->k, s.n_heads, p->k_head_stride, s.nk, p->k_stride, p->axes, sizeof(float), &out->k)) ||
+        (st = posattn_tensor_span(p->weights, 1, 0, s.n_heads, p->axes, p->axes, sizeof(float), &out->weights))) {
         return st;
     }
     return POSATTN_OK;
@@ -203,8 +127,8 @@ posattn_status posattn_alibi_bias(int64_t n_heads, int64_t nq, int64_t nk, const
         return st;
     }
     span slope_bytes = array_span(slopes, n_heads);
-    if (spans_overlap(out.bytes, slope_bytes) || spans_overlap(out.bytes, pos.q) || spans_overlap(out.bytes, pos.k) ||
-        spans_overlap(out.bytes, pos.weights)) {
+    if (posattn_spans_overlap(out.bytes, slope_bytes) || posattn_spans_overlap(out.bytes, pos.q) || posattn_spans_overlap(out.bytes, pos.k) ||
+        posattn_spans_overlap(out.bytes, pos.weights)) {
         return POSATTN_ERR_OVERLAP;
     }
 
@@ -274,7 +198,7 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
     if (o->mask_row_stride < 0 || o->mask_head_stride < 0 || mask_row_stride < nk) return POSATTN_ERR_STRIDE;
     int mask_is_f16 = o->mask_type == POSATTN_MASK_F16;
     span mask_bytes;
-    if ((st = tensor_span(o->mask, n_heads, o->mask_head_stride, nq, mask_row_stride, nk,
+    if ((st = posattn_tensor_span(o->mask, n_heads, o->mask_head_stride, nq, mask_row_stride, nk,
                           mask_is_f16 ? sizeof(uint16_t) : sizeof(float), &mask_bytes))) {
         return st;
     }
@@ -282,12 +206,12 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
     span inputs[] = {array_span(slopes, n_heads), array_span(o->sinks, n_heads), mask_bytes, pos.q, pos.k,
                      pos.weights};
     int in_place = probs == scores && in.row_stride == out.row_stride && in.head_stride == out.head_stride;
-    if ((!in_place && spans_overlap(out.bytes, in.bytes)) || spans_overlap(lse_bytes, in.bytes) ||
-        spans_overlap(lse_bytes, out.bytes)) {
+    if ((!in_place && posattn_spans_overlap(out.bytes, in.bytes)) || posattn_spans_overlap(lse_bytes, in.bytes) ||
+        posattn_spans_overlap(lse_bytes, out.bytes)) {
         return POSATTN_ERR_OVERLAP;
     }
     for (size_t n = 0; n < sizeof inputs / sizeof inputs[0]; ++n) {
-        if (spans_overlap(out.bytes, inputs[n]) || spans_overlap(lse_bytes, inputs[n])) return POSATTN_ERR_OVERLAP;
+        if (posattn_spans_overlap(out.bytes, inputs[n]) || posattn_spans_overlap(lse_bytes, inputs[n])) return POSATTN_ERR_OVERLAP;
     }
 
     const posattn_kernel_table *kernels = posattn_active_kernels();
