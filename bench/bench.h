@@ -12,7 +12,10 @@
  *   peer_xnnpack/softmax|bias+softmax/<shape>
  *   peer_naive/multipass/<shape>         plain C as engines write it: materialise, add, max, exp, sum, scale
  *   mt_alibi_softmax/<isa>/<shape>/threads:<n>   rows split over n threads with the row-range API
- * Google Benchmark appends "/real_time".
+ * Google Benchmark appends "/real_time" to the multi-core ones, timed in wall-clock time. Every other case runs on
+ * the calling thread only (oneDNN with one OpenMP thread, XNNPACK without a thread pool) and is timed in that
+ * thread's CPU time, which a busy neighbour on a shared machine does not inflate (the report compares it with the
+ * wall-clock time, also recorded, to flag disturbed runs).
  */
 #ifndef PAB_BENCH_H
 #define PAB_BENCH_H
@@ -28,7 +31,8 @@ typedef struct pab_case {
     char name[160];
     double elements; /* logits processed per call: heads * nq * nk */
     double bytes;    /* bytes the call must move at least (see the family's comment in cases.c) */
-    int threads;     /* > 1 for the multi-core family */
+    int threads;     /* threads used by one call (the multi-core family: 1..N) */
+    int wall_clock;  /* 1: timed in wall-clock time (the multi-core family); 0: CPU time of the calling thread */
     const void *impl; /* private to cases.c */
 } pab_case;
 

@@ -257,6 +257,7 @@ static void add_case(pab_family family, posattn_isa isa, const pab_shape *s, int
     c->elements = (double)s->heads * (double)s->nq * (double)s->nk;
     c->bytes = c->elements * bytes_per_element;
     c->threads = threads > 0 ? threads : 1;
+    c->wall_clock = family == PAB_MT;
     c->impl = im;
 }
 

@@ -3,8 +3,9 @@
 
     scripts/bench_report.py reports/HOST-DATE.json [--md OUT.md] [--png OUT.png]
 
-Benchmark names follow bench/bench.h: <family>/<variant>/<shape>[/threads:N]/real_time. Times are wall-clock
-("real_time"); with --benchmark_repetitions the median aggregate is used. Ratios:
+Benchmark names follow bench/bench.h: <family>/<variant>/<shape>[/threads:N][/real_time]. Times are the calling
+thread's CPU time for the one-thread benchmarks and wall-clock time for the multi-core ones (the names ending in
+/real_time); with --benchmark_repetitions the median aggregate is used. Ratios:
   speedup vs scalar   time(scalar) / time(this)                      (> 1: faster than the scalar reference)
   x memcpy            time(this) / time(memcpy of the same rows)    (1.0: as fast as copying S to P)
   peer / posattn      time(peer) / time(best posattn ISA)            (> 1: posattn faster)
@@ -50,6 +51,7 @@ class Result:
     def __init__(self, b):
         name = b.get("run_name", b["name"])
         parts = [p for p in name.split("/") if p != "real_time"]
+        self.wall_clock = name.split("/")[-1] == "real_time"
         self.name = "/".join(parts)
         self.family, self.variant, self.shape = (parts + ["", "", ""])[:3]
         self.threads = 1
@@ -58,12 +60,20 @@ class Result:
                 self.threads = int(p.split(":")[1])
         self.error = b.get("error_message") if b.get("error_occurred") else None
         unit = TIME_UNIT_NS.get(b.get("time_unit", "ns"), 1.0)
-        self.time_ns = b.get("real_time", float("nan")) * unit if not self.error else float("nan")
+        nan = float("nan")
+        self.real_ns = b.get("real_time", nan) * unit if not self.error else nan
+        self.cpu_ns = b.get("cpu_time", nan) * unit if not self.error else nan
+        self.time_ns = self.real_ns if self.wall_clock else self.cpu_ns
         self.elems = b.get("elems")
         if not self.elems:
             h, nq, nk, _ = shape_info(self.shape)
             self.elems = h * nq * nk if h else float("nan")
         self.bytes_per_s = b.get("bytes_per_second", float("nan"))
+
+    @property
+    def disturbed(self):
+        """A one-thread benchmark whose wall-clock time exceeds its CPU time by 15%: it was preempted."""
+        return not self.wall_clock and self.real_ns > 1.15 * self.cpu_ns
 
     @property
     def ns_per_elem(self):
@@ -234,7 +244,7 @@ def report(path, context, results, skipped, png_name=None):
     host = context.get("host_name", "?")
     lines.append(f"# posattn benchmark report: {host}, {context.get('date', '?')}")
     lines.append("")
-    lines.append(f"- Source: `{os.path.basename(path)}` (wall-clock times, one thread unless stated; Google Benchmark says "
+    lines.append(f"- Source: `{os.path.basename(path)}` (one thread unless stated; Google Benchmark says "
                  f"its own library is a {context.get('library_build_type', '?')} build: that is Debian's package, and it only "
                  f"concerns the bookkeeping around the timed loop).")
     lines.append(f"- CPU: {context.get('cpu_model', '?')}, {context.get('num_cpus', '?')} CPUs at "
@@ -249,6 +259,11 @@ def report(path, context, results, skipped, png_name=None):
                  + (", ".join(f"{x:.2f}" for x in load) if load else "?")
                  + (" (**busy machine: other processes may have disturbed the timings, the multi-core ones "
                     "first**)" if load and load[0] > 0.5 else "") + ".")
+    disturbed = [r for r in results.values() if r.disturbed]
+    lines.append(f"- Timing: one-thread benchmarks in the calling thread's CPU time, multi-core ones in wall-clock time. "
+                 f"{len(disturbed)} of {len(results)} one-thread benchmarks were preempted (wall-clock > 1.15 x CPU "
+                 f"time)" + (": " + ", ".join(r.name for r in disturbed[:6]) + (" ..." if len(disturbed) > 6 else "")
+                             if disturbed else "") + ".")
     lines.append(f"- posattn ISAs: {context.get('posattn_isas', '?')} (best: {context.get('posattn_best_isa', '?')}); "
                  f"oneDNN: {context.get('onednn', '?')}; XNNPACK: {context.get('xnnpack', '?')}; "
                  f"SLEEF rooflines: {context.get('sleef_rooflines', '?').strip() or 'none'}.")
