@@ -57,7 +57,10 @@ typedef enum posattn_status {
     POSATTN_ERR_MASK_TYPE = 13,       /* unknown mask element type */
     POSATTN_ERR_FLAGS = 14,           /* unknown flag bits, or flags that contradict the other arguments */
     POSATTN_ERR_ISA_UNKNOWN = 15,     /* an ISA name or value this library does not know */
-    POSATTN_ERR_ISA_UNSUPPORTED = 16  /* a known ISA that is not compiled in or that this CPU (or OS) lacks */
+    POSATTN_ERR_ISA_UNSUPPORTED = 16, /* a known ISA that is not compiled in or that this CPU (or OS) lacks */
+    POSATTN_ERR_LAYOUT = 17,          /* rotary: unknown pair layout, odd or out-of-head rotated dimensions */
+    POSATTN_ERR_SECTIONS = 18,        /* rotary: sections that do not cover D_rot/2 pairs, or an axis out of range */
+    POSATTN_ERR_BASE = 19             /* rotary: frequency base not positive and finite */
 } posattn_status;
 
 /* A short, static, human-readable name for a status ("ok", "null pointer", ...). Never NULL. */
@@ -122,7 +125,8 @@ POSATTN_API posattn_status posattn_force_isa(posattn_isa isa);
  *     m_h = 2^(-(B/2)(2(h-c)+1)/c)     for h >= c
  * B = max_bias (8 in the ALiBi paper and ggml's default). For B = 8 these are the paper's slopes for every head
  * count, power of two or not. Results are within 1 ulp of the exact value.
- * Errors: POSATTN_ERR_NULL (slopes), POSATTN_ERR_SIZE (n_heads <= 0), POSATTN_ERR_MAX_BIAS (B < 0, NaN, inf).
+ * Errors: POSATTN_ERR_NULL (slopes), POSATTN_ERR_SIZE (n_heads <= 0), POSATTN_ERR_MAX_BIAS (B < 0, NaN, inf),
+ * POSATTN_ERR_OVERFLOW (n_heads floats do not fit in the address space).
  */
 POSATTN_API posattn_status posattn_alibi_slopes(int64_t n_heads, float max_bias, float *slopes);
 
