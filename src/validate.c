@@ -23,6 +23,9 @@ const char *posattn_status_string(posattn_status status) {
     case POSATTN_ERR_FLAGS: return "unknown or contradictory flags";
     case POSATTN_ERR_ISA_UNKNOWN: return "unknown instruction set";
     case POSATTN_ERR_ISA_UNSUPPORTED: return "instruction set not compiled in or not supported by this CPU";
+    case POSATTN_ERR_LAYOUT: return "unknown rotary layout, or rotated dimensions odd or outside the head";
+    case POSATTN_ERR_SECTIONS: return "rotary sections do not cover D_rot/2 pairs, or an axis is out of range";
+    case POSATTN_ERR_BASE: return "frequency base is not positive and finite";
     }
     return "unknown status";
 }
