@@ -283,6 +283,125 @@ POSATTN_API posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, in
 /* Rotary embeddings for N-D positions (SPEC 4)                                                                   */
 /* ------------------------------------------------------------------------------------------------------------ */
 
+/*
+ * Rotate q or k in place by angles that come from positions with 1 to 4 float coordinates (time, row, column,
+ * ...), for every token t of [tok_begin, tok_end) and every head h:
+ *     theta[t][h][k] = pos[t][0]*F[h][0][k] + ... + pos[t][A-1]*F[h][A-1][k]        0 <= k < D_rot/2
+ *     x'[a_k] = x[a_k]*c - x[b_k]*s,    x'[b_k] = x[a_k]*s + x[b_k]*c,    c = f_k cos(theta),  s = f_k sin(theta)
+ * The products and the sum are formed in float32, in axis order (as reference implementations form pos * inv_freq),
+ * bit-identical on every ISA; backward rotates by -theta (s negated), which undoes the forward rotation.
+ *
+ * Units: positions in the caller's units (token index, frame, pixel, seconds), frequencies in radians per unit.
+ */
+typedef enum posattn_rope_layout {
+    POSATTN_ROPE_INTERLEAVED = 0, /* GPT-J, ggml NORMAL: pair k is dimensions (2k, 2k+1) of the rotated part */
+    POSATTN_ROPE_HALF_SPLIT = 1   /* NeoX, HF Llama/Qwen rotate_half, ggml NEOX: (k, k + D_rot/2) */
+} posattn_rope_layout;
+
+enum {
+    /* Rotate by -theta (the inverse rotation; the backward pass of the forward rotation). */
+    POSATTN_ROPE_BACKWARD = 1u << 0
+};
+
+/*
+ * Optional features of posattn_rope_apply; zero-initialise, then set what you use.
+ *
+ * flags          POSATTN_ROPE_BACKWARD; other bits: POSATTN_ERR_FLAGS.
+ * attn_factor    0: off (1); otherwise multiplies cos and sin (YaRN's mscale, ggml's attn_factor); must be finite
+ *                (POSATTN_ERR_SCALE).
+ * pair_factors   NULL: off; else [D_rot/2] per-pair factors on cos and sin: f_k = attn_factor * pair_factors[k],
+ *                rounded once to float32 (attn_factor 0 counts as 1). Values are not scanned.
+ */
+typedef struct posattn_rope_options {
+    uint32_t flags;
+    float attn_factor;
+    const float *pair_factors;
+} posattn_rope_options;
+
+/*
+ * Applies the rotation in place to x, a [n_tok][n_heads][head_dim] float32 tensor, for the tokens t in
+ * [tok_begin, tok_end): the element (t, h, d) is x[t*tok_stride + h*head_stride + d]. Only dimensions
+ * [rot_offset, rot_offset + rot_dims) of each head are read and written; the others are left untouched. Call it
+ * once for q and once for k (same positions and table; k may have fewer heads, GQA). Disjoint token ranges may run
+ * concurrently.
+ *
+ * head_dim      D, elements of a head; rot_offset >= 0 and rot_dims = D_rot > 0, even, rot_offset + D_rot <= D.
+ * tok_stride    elements between tokens; 0: n_heads * head_stride.  head_stride  elements between heads; 0: D.
+ *               Heads and tokens must not overlap (POSATTN_ERR_STRIDE).
+ * layout        POSATTN_ROPE_INTERLEAVED or POSATTN_ROPE_HALF_SPLIT (POSATTN_ERR_LAYOUT otherwise).
+ * n_axes        A in 1..4 (POSATTN_ERR_AXES).
+ * pos           float32 positions: token t's coordinate a at pos[t*pos_stride + a]; indexed by the absolute token
+ *               t, also when tok_begin > 0.  pos_stride  0: A (else >= A).
+ * freqs         the table F: F[h][a][k] at freqs[h*freq_head_stride + a*(D_rot/2) + k], A*D_rot/2 floats per head
+ *               (see the builders below, or a learned table).  freq_head_stride  0: one table shared by every head
+ *               (cos and sin are then computed once per token and pair, not per head); else >= 0 elements between
+ *               the tables of consecutive heads (RoPE-Mixed, learned per head).
+ * options       NULL: all off.
+ *
+ * Accuracy, on every ISA, for each rotated pair (a, b) with r = sqrt(a^2 + b^2), u = 2^-24 and theta the float32
+ * angle as formed above: each output is within 6 u |f_k| r of the exact a cos(theta) - b sin(theta) (resp.
+ * a sin + b cos) times f_k, for every finite angle; pair norms are thus kept within 9 u |f_k| r. Derivation: cos
+ * and sin are within 1 ulp (2 u relative) of the exact values of the float32 angle, for any magnitude (SLEEF's
+ * u10 sincos with its exact Payne-Hanek reduction on the SIMD paths; float64 libm rounded once in the scalar
+ * reference); the factor, the products and the sum add 3 u; second-order terms fit in the last u. The error of
+ * the angle itself is not included: forming pos*F in float32 rounds theta by half an ulp of theta (about 0.03
+ * radians at theta = 1e6), exactly as the reference implementations do; this library reproduces it, it does not
+ * add to it. Inputs are not scanned: NaN or infinite values or positions give NaN in the affected pairs.
+ *
+ * Errors: NULL (x, pos, freqs), SIZE (n_tok, n_heads, head_dim or rot_dims <= 0), LAYOUT (layout, odd rot_dims,
+ * rot_offset < 0, rotated dimensions beyond D), AXES, ROW_RANGE (tokens not within [0, n_tok] or reversed), STRIDE,
+ * OVERFLOW, OVERLAP (x overlapping pos, freqs or pair_factors), FLAGS, SCALE (attn_factor not finite). On error
+ * nothing is written.
+ */
+POSATTN_API posattn_status posattn_rope_apply(int64_t n_tok, int64_t n_heads, int64_t head_dim, float *x,
+                                              int64_t tok_stride, int64_t head_stride, int64_t rot_offset,
+                                              int64_t rot_dims, posattn_rope_layout layout, int64_t n_axes,
+                                              const float *pos, int64_t pos_stride, const float *freqs,
+                                              int64_t freq_head_stride, const posattn_rope_options *options,
+                                              int64_t tok_begin, int64_t tok_end);
+
+/*
+ * Builders of the frequency table F[a][k] (A*D_rot/2 floats, axis-major, the layout posattn_rope_apply reads with
+ * freq_head_stride 0). Each value is base^e computed in float64 and rounded once (within 0.5 ulp). Not hot: call
+ * once per model. Common errors: NULL, SIZE (rot_dims <= 0), LAYOUT (rot_dims odd), AXES (n_axes outside 1..4),
+ * BASE (base <= 0, NaN or infinite), OVERFLOW; on error nothing is written.
+ */
+
+/* 1-D RoPE: freqs[k] = base^(-2k/D_rot) for k < D_rot/2 (HF inv_freq; base 10000 in the original RoPE). */
+POSATTN_API posattn_status posattn_rope_freqs_1d(int64_t rot_dims, float base, float *freqs);
+
+/*
+ * Multi-section RoPE (Qwen2-VL / Qwen2.5-VL M-RoPE, ggml MROPE): the D_rot/2 pairs are split into n_axes contiguous
+ * sections of sections[a] pairs each, in axis order (Qwen2-VL text model: (t, h, w) = [16, 24, 24] for D = 128);
+ * F[a][k] = base^(-2k/D_rot) when pair k lies in section a, else 0 (k counts over all pairs, so frequencies do not
+ * restart). A text token has t = h = w = its index, which gives 1-D RoPE.
+ * Errors as above, and SECTIONS (a negative section, or a sum other than D_rot/2; no implicit leftover rule).
+ */
+POSATTN_API posattn_status posattn_rope_freqs_sections(int64_t rot_dims, float base, int64_t n_axes,
+                                                       const int64_t *sections, float *freqs);
+
+/*
+ * Any assignment of pairs to axes (Qwen3-VL interleaved M-RoPE, ggml IMROPE): pair k follows axis axis_of_pair[k]
+ * (in [0, n_axes), else SECTIONS), F[a][k] = base^(-2k/D_rot) for that axis, 0 for the others. For Qwen3-VL with
+ * sections (t, h, w) = (s0, s1, s2): axis_of_pair[k] = 1 if k % 3 == 1 and k < 3*s1, 2 if k % 3 == 2 and k < 3*s2,
+ * else 0.
+ */
+POSATTN_API posattn_status posattn_rope_freqs_axis_map(int64_t rot_dims, float base, int64_t n_axes,
+                                                       const int32_t *axis_of_pair, float *freqs);
+
+/*
+ * Vision RoPE (Qwen2-VL ViT, ggml VISION): contiguous sections as in posattn_rope_freqs_sections, but the
+ * frequencies restart in each section: the j-th pair of a section gets base^(-2j/(D_rot/2)) (ggml's VISION mode,
+ * theta_scale = base^(-2/n_dims) with n_dims = D_rot/2). For the Qwen2-VL ViT (head_dim 80, half-split, sections
+ * (h, w) = [20, 20]) this is HF's VisionRotaryEmbedding(40) applied to the h and the w coordinate.
+ * Errors as posattn_rope_freqs_sections.
+ */
+POSATTN_API posattn_status posattn_rope_freqs_vision(int64_t rot_dims, float base, int64_t n_axes,
+                                                     const int64_t *sections, float *freqs);
+
+/* Mixed (RoPE-Mixed, Heo et al. 2024) needs no builder: pass the learned dense F[h][a][k] to posattn_rope_apply
+ * with freq_head_stride = A*D_rot/2 (or 0 when it is shared across heads). */
+
 /* ------------------------------------------------------------------------------------------------------------ */
 /* LieRE rotations (SPEC 5)                                                                                       */
 /* ------------------------------------------------------------------------------------------------------------ */
