@@ -50,6 +50,20 @@ void pab_finish(void *ctx);
 /* Frees every cached buffer. */
 void pab_release_all(void);
 
+/* A kernel family kept in its own file (bench/rope.c) registers its cases through these hooks, with the same
+ * meaning as the functions above; the shim appends its cases after those of cases.c. */
+typedef struct pab_family_ops {
+    size_t (*count)(void);
+    const pab_case *(*at)(size_t i);
+    const char *(*prepare)(const pab_case *c, void **ctx);
+    void (*run)(void *ctx);
+    void (*finish)(void *ctx);
+    void (*release_all)(void);
+} pab_family_ops;
+
+/* rope/<isa>/<shape> and roofline_memcpy/rope/<shape>: the rotary embeddings (bench/rope.c). */
+extern const pab_family_ops pab_rope_family;
+
 /* Key/value facts for the benchmark context (JSON "context"): index i from 0 until it returns 0. */
 int pab_context(size_t i, const char **key, char *value, size_t value_size);
 

@@ -9,17 +9,21 @@
 
 namespace {
 
-void run_case(benchmark::State &state, const pab_case *c) {
+// The families: cases.c's, then those kept in their own files (bench.h's pab_family_ops).
+const pab_family_ops core_family = {pab_case_count, pab_case_at, pab_prepare, pab_run, pab_finish, pab_release_all};
+const pab_family_ops *const families[] = {&core_family, &pab_rope_family};
+
+void run_case(benchmark::State &state, const pab_family_ops *ops, const pab_case *c) {
     void *ctx = nullptr;
-    if (const char *why = pab_prepare(c, &ctx)) {
+    if (const char *why = ops->prepare(c, &ctx)) {
         state.SkipWithError(why);
         return;
     }
     for (auto _ : state) {
-        pab_run(ctx);
+        ops->run(ctx);
         benchmark::ClobberMemory();
     }
-    pab_finish(ctx);
+    ops->finish(ctx);
     state.SetItemsProcessed(static_cast<int64_t>(static_cast<double>(state.iterations()) * c->elements));
     state.SetBytesProcessed(static_cast<int64_t>(static_cast<double>(state.iterations()) * c->bytes));
     state.counters["elems"] = c->elements;
@@ -34,14 +38,16 @@ int main(int argc, char **argv) {
     char value[512];
     const char *key = nullptr;
     for (size_t i = 0; pab_context(i, &key, value, sizeof value); ++i) benchmark::AddCustomContext(key, value);
-    for (size_t i = 0; i < pab_case_count(); ++i) {
-        const pab_case *c = pab_case_at(i);
-        benchmark::internal::Benchmark *b = benchmark::RegisterBenchmark(c->name, run_case, c);
-        b->Unit(benchmark::kMicrosecond);
-        if (c->wall_clock) b->UseRealTime();
+    for (const pab_family_ops *ops : families) {
+        for (size_t i = 0; i < ops->count(); ++i) {
+            const pab_case *c = ops->at(i);
+            benchmark::internal::Benchmark *b = benchmark::RegisterBenchmark(c->name, run_case, ops, c);
+            b->Unit(benchmark::kMicrosecond);
+            if (c->wall_clock) b->UseRealTime();
+        }
     }
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
-    pab_release_all();
+    for (const pab_family_ops *ops : families) ops->release_all();
     return 0;
 }
