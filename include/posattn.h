@@ -3,7 +3,9 @@
  *
  * This version provides ALiBi for arbitrary float positions (1-D): the slopes, the position bias on its own, and
  * the fused bias-add-softmax, each with a scalar reference and AVX2, AVX-512 and NEON implementations chosen at run
- * time. The mathematics is that of the project's SPEC (sections 1-3).
+ * time. The mathematics is that of the project's SPEC (sections 1-3). Rotary embeddings for positions with 1 to 4
+ * float axes (axial, multi-section, vision, mixed; SPEC 4) follow the same conventions: posattn_rope_apply and the
+ * table builders posattn_rope_freqs_*.
  *
  * Conventions shared by every entry point
  * - Every function that can fail returns posattn_status; 0 (POSATTN_OK) is success. On any error nothing is
@@ -13,7 +15,8 @@
  * - Option structs mean "everything off" when zero-initialised; fields may be appended in later versions, so
  *   always zero-initialise them (`posattn_softmax_options o = {0};`).
  * - Work is split by the caller: kernels take a range [row_begin, row_end) of the H*nq rows, row r being head
- *   r / nq and query r % nq, so an engine's own thread pool can call them concurrently on disjoint ranges.
+ *   r / nq and query r % nq, so an engine's own thread pool can call them concurrently on disjoint ranges (the
+ *   rotary embeddings take a range [tok_begin, tok_end) of tokens).
  * - No function allocates, prints, aborts, or keeps state between calls. The only global state is the one-time,
  *   thread-safe CPU detection and the ISA a caller may force (see "Instruction sets").
  * - Values are not scanned: a NaN or infinity in scores or positions propagates as IEEE arithmetic says (a NaN
