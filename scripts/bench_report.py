@@ -129,9 +129,47 @@ def fmt(x, digits=2, suffix=""):
 def shapes_in(results, skipped):
     seen = []
     for r in list(results.values()) + skipped:
-        if r.family != "mt_alibi_softmax" and r.shape not in seen:
+        if r.family != "mt_alibi_softmax" and not is_rope(r) and r.shape not in seen:
             seen.append(r.shape)
     return seen
+
+
+def is_rope(r):
+    """The rotary-embedding cases of bench/rope.c: rope/<isa>/<shape> and roofline_memcpy/rope/<shape>."""
+    return r.family == "rope" or (r.family == "roofline_memcpy" and r.variant == "rope")
+
+
+ROPE_TARGETS = {"mixed": 2.5}  # x memcpy on AVX-512, per-head tables; shared tables: 1.3
+
+
+def rope_section(results):
+    """Rotary embeddings: time per call per ISA and the ratio to a memcpy of the same tensor (one run)."""
+    shapes = []
+    for r in results.values():
+        if is_rope(r) and r.shape not in shapes:
+            shapes.append(r.shape)
+    if not shapes:
+        return []
+    present = [i for i in ISAS if any(get(results, "rope", i, s) for s in shapes)]
+    lines = ["## Rotary embeddings (posattn_rope_apply): us per call, x memcpy of the same tensor", ""]
+    lines.append("In place over [tokens][heads][dims] (8 B/elem: read and written); the memcpy roofline copies the same "
+                 "tensor to another buffer. Targets on AVX-512: shared tables <= 1.3x memcpy, per-head (mixed) <= 2.5x.")
+    lines.append("")
+    header = ["shape"] + [f"{i} us" for i in present] + ["memcpy us"] + [f"{i} x memcpy" for i in present] + \
+        ["avx512 target"]
+    rows = []
+    for s in shapes:
+        mc = get(results, "roofline_memcpy", "rope", s)
+        rs = {i: get(results, "rope", i, s) for i in present}
+        target = ROPE_TARGETS["mixed"] if s.endswith("_mixed") else 1.3
+        r512 = ratio(rs["avx512"].time_ns, mc.time_ns) if rs.get("avx512") and mc else None
+        verdict = "-" if r512 is None else (f"<= {target:g}: " + ("PASS" if r512 <= target else "FAIL"))
+        rows.append([s] + [fmt(rs[i].time_ns / 1e3 if rs[i] else None, 1) for i in present] +
+                    [fmt(mc.time_ns / 1e3 if mc else None, 1)] +
+                    [fmt(ratio(rs[i].time_ns, mc.time_ns) if rs[i] and mc else None) for i in present] + [verdict])
+    lines.append(md_table(header, rows))
+    lines.append("")
+    return lines
 
 
 def best_softmax(results, shape):
@@ -306,6 +344,8 @@ def report(path, context, results, skipped, png_name=None):
             rows.append(row)
         lines.append(md_table(header, rows))
         lines.append("")
+
+    lines += rope_section(results)
 
     # Multi-core.
     mt = [r for r in results.values() if r.family == "mt_alibi_softmax"]
