@@ -6,7 +6,7 @@
  *                                          rotation must read and write at least
  * Shapes: llm_*: q of 4096 tokens x 32 heads x 128 dims (64 MiB, past every cache), half-split, D_rot = D;
  *         vision_*: 1024 tokens x 16 heads x 80 dims (Qwen2-VL ViT), half-split, (y, x) on a 32 x 32 grid.
- *         1d: one shared table (base 10000), positions 0..4095; 3sec: Qwen2-VL M-RoPE sections [16, 24, 24] over
+ *         1d: one shared table (base 10000), positions 0..4095 (at1e6: 1e6..1e6+4095, a long context); 3sec: Qwen2-VL M-RoPE sections [16, 24, 24] over
  *         (t, y, x) of a video of 16 frames of 16 x 16 patches; vision: restarting sections [20, 20];
  *         mixed: RoPE-Mixed, a dense learned table per head over (y, x) positions of a 64 x 64 grid.
  * Bytes counted: 8 per element (read and written in place; memcpy reads and writes the same amount). The targets
@@ -28,15 +28,17 @@ typedef struct rope_shape {
     int64_t axes;
     rope_table_kind table;
     posattn_rope_layout layout;
+    double pos_offset; /* 1-D positions start here (a long context: angles up to 1e6 radians) */
 } rope_shape;
 
 static const rope_shape rope_shapes[] = {
-    {"llm_t4096_h32_d128_1d", 4096, 32, 128, 1, TABLE_1D, POSATTN_ROPE_HALF_SPLIT},
-    {"llm_t4096_h32_d128_1d_interleaved", 4096, 32, 128, 1, TABLE_1D, POSATTN_ROPE_INTERLEAVED},
-    {"llm_t4096_h32_d128_3sec", 4096, 32, 128, 3, TABLE_SECTIONS, POSATTN_ROPE_HALF_SPLIT},
-    {"llm_t4096_h32_d128_mixed", 4096, 32, 128, 2, TABLE_MIXED, POSATTN_ROPE_HALF_SPLIT},
-    {"vision_t1024_h16_d80", 1024, 16, 80, 2, TABLE_VISION, POSATTN_ROPE_HALF_SPLIT},
-    {"vision_t1024_h16_d80_mixed", 1024, 16, 80, 2, TABLE_MIXED, POSATTN_ROPE_HALF_SPLIT},
+    {"llm_t4096_h32_d128_1d", 4096, 32, 128, 1, TABLE_1D, POSATTN_ROPE_HALF_SPLIT, 0},
+    {"llm_t4096_h32_d128_1d_interleaved", 4096, 32, 128, 1, TABLE_1D, POSATTN_ROPE_INTERLEAVED, 0},
+    {"llm_t4096_h32_d128_1d_at1e6", 4096, 32, 128, 1, TABLE_1D, POSATTN_ROPE_HALF_SPLIT, 1e6},
+    {"llm_t4096_h32_d128_3sec", 4096, 32, 128, 3, TABLE_SECTIONS, POSATTN_ROPE_HALF_SPLIT, 0},
+    {"llm_t4096_h32_d128_mixed", 4096, 32, 128, 2, TABLE_MIXED, POSATTN_ROPE_HALF_SPLIT, 0},
+    {"vision_t1024_h16_d80", 1024, 16, 80, 2, TABLE_VISION, POSATTN_ROPE_HALF_SPLIT, 0},
+    {"vision_t1024_h16_d80_mixed", 1024, 16, 80, 2, TABLE_MIXED, POSATTN_ROPE_HALF_SPLIT, 0},
 };
 enum { ROPE_SHAPE_COUNT = sizeof rope_shapes / sizeof rope_shapes[0] };
 
@@ -153,7 +155,7 @@ static rope_data *rope_data_get(const rope_shape *s) {
     for (int64_t t = 0; t < s->n_tok; ++t) {
         float *p = d->pos + t * s->axes;
         if (s->axes == 1) {
-            p[0] = (float)t;
+            p[0] = (float)(s->pos_offset + (double)t);
         } else if (s->axes == 3) { /* a video: 16 frames of 16 x 16 patches */
             p[0] = (float)(t / 256), p[1] = (float)((t / 16) % 16), p[2] = (float)(t % 16);
         } else { /* a square grid */
