@@ -350,6 +350,43 @@ START_TEST(test_spec_multi_section) {
 }
 END_TEST
 
+/* M-RoPE on a text token (t = h = w = its index) is 1-D RoPE, bit for bit: one axis contributes p * F, the others
+ * + 0 (exact). Checked for contiguous (Qwen2-VL) and interleaved (Qwen3-VL) sections, both layouts, every ISA. */
+START_TEST(test_text_tokens_are_1d) {
+    enum { TOK = 7, HEADS = 3, D = 128, PAIRS = 64 };
+    const int64_t sections[3] = {16, 24, 24};
+    int32_t map[PAIRS];
+    for (int k = 0; k < PAIRS; ++k) map[k] = (k % 3 == 1 && k < 3 * 20) ? 1 : ((k % 3 == 2 && k < 3 * 20) ? 2 : 0);
+    static float f1[PAIRS], f3[2][3 * PAIRS], pos1[TOK], pos3[TOK * 3], x0[TOK * HEADS * D], a[TOK * HEADS * D],
+        b[TOK * HEADS * D];
+    ck_assert_int_eq(posattn_rope_freqs_1d(D, 1e6f, f1), POSATTN_OK);
+    ck_assert_int_eq(posattn_rope_freqs_sections(D, 1e6f, 3, sections, f3[0]), POSATTN_OK);
+    ck_assert_int_eq(posattn_rope_freqs_axis_map(D, 1e6f, 3, map, f3[1]), POSATTN_OK);
+    rng g = rng_seeded(test_case_seed(4500));
+    for (int t = 0; t < TOK; ++t) pos1[t] = pos3[3 * t] = pos3[3 * t + 1] = pos3[3 * t + 2] = (float)(1000 + 37 * t);
+    for (int i = 0; i < TOK * HEADS * D; ++i) x0[i] = rng_float(&g, -3.0, 3.0);
+    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+        if (!enter_isa(isa)) continue;
+        for (int layout = 0; layout < 2; ++layout) {
+            for (int table = 0; table < 2; ++table) {
+                memcpy(a, x0, sizeof a);
+                memcpy(b, x0, sizeof b);
+                ck_assert_int_eq(posattn_rope_apply(TOK, HEADS, D, a, 0, 0, 0, D, (posattn_rope_layout)layout, 1, pos1,
+                                                    0, f1, 0, NULL, 0, TOK),
+                                 POSATTN_OK);
+                ck_assert_int_eq(posattn_rope_apply(TOK, HEADS, D, b, 0, 0, 0, D, (posattn_rope_layout)layout, 3, pos3,
+                                                    0, f3[table], 0, NULL, 0, TOK),
+                                 POSATTN_OK);
+                for (int i = 0; i < TOK * HEADS * D; ++i) {
+                    CHECK(same_bits(a[i], b[i]), "isa %s layout %d table %d: element %d: 1-D %.9g, M-RoPE %.9g",
+                          posattn_isa_name(isa), layout, table, i, (double)a[i], (double)b[i]);
+                }
+            }
+        }
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Builders                                                                                                       */
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -643,6 +680,7 @@ static Suite *rope_suite(void) {
     tcase_add_test(spec, test_spec_vectors);
     tcase_add_test(spec, test_spec_multi_section);
     tcase_add_test(spec, test_builders);
+    tcase_add_test(spec, test_text_tokens_are_1d);
     suite_add_tcase(s, spec);
 
     TCase *apply = make_tcase("apply");
