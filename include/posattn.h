@@ -63,7 +63,8 @@ typedef enum posattn_status {
     POSATTN_ERR_ISA_UNSUPPORTED = 16, /* a known ISA that is not compiled in or that this CPU (or OS) lacks */
     POSATTN_ERR_LAYOUT = 17,          /* rotary: unknown pair layout, odd or out-of-head rotated dimensions */
     POSATTN_ERR_SECTIONS = 18,        /* rotary: sections that do not cover D_rot/2 pairs, or an axis out of range */
-    POSATTN_ERR_BASE = 19             /* rotary: frequency base not positive and finite */
+    POSATTN_ERR_BASE = 19,            /* rotary: frequency base not positive and finite */
+    POSATTN_ERR_BLOCK = 20            /* LieRE: block size outside 2..64 or not dividing the rotated dimensions */
 } posattn_status;
 
 /* A short, static, human-readable name for a status ("ok", "null pointer", ...). Never NULL. */
@@ -409,6 +410,138 @@ POSATTN_API posattn_status posattn_rope_freqs_vision(int64_t rot_dims, float bas
 /* ------------------------------------------------------------------------------------------------------------ */
 /* LieRE rotations (SPEC 5)                                                                                       */
 /* ------------------------------------------------------------------------------------------------------------ */
+
+/*
+ * LieRE (Ostmeier et al., arXiv 2406.10322) replaces the 2 x 2 rotations of RoPE by b x b rotations from learned
+ * skew-symmetric generators, for positions with 1 to 4 float coordinates:
+ *     S(p) = p_0 G_0 + ... + p_{A-1} G_{A-1}          per block of b consecutive rotated dims (and generator set)
+ *     R(p) = exp(S(p))                                  an orthogonal b x b matrix (a rotation)
+ *     x'   = R(p) x                                     per block, for q and k of the token at p
+ * Two steps, both public: posattn_liere_rotations computes R once per token (shared by q and k, by every head of a
+ * generator set, and by every layer that shares the generators), posattn_liere_apply applies them (or their
+ * transposes, the backward pass) to q and k. Units: positions in the caller's units, generator entries in radians
+ * per unit. Dense LieRE is not translation invariant (generators need not commute): R(p)^T R(q) = R(q - p) only
+ * for commuting generators (for instance block-diagonal 2 x 2 ones).
+ *
+ * Generators (the layout of `gens`): the rotated dims D_rot = n_blocks * b are cut into blocks of b consecutive
+ * dims (b = 2..64, dividing D_rot). Each generator is given by its b(b-1)/2 strictly upper-triangular entries, row
+ * by row: (0,1), (0,2), ..., (0,b-1), (1,2), ..., (b-2,b-1); the lower triangle is their negation and the diagonal
+ * is 0. With T = b(b-1)/2, the entry e of the generator of set g, axis a, block j is
+ *     gens[((g * A + a) * n_blocks + j) * T + e]                  (set-major, then axis, then block, as the
+ *                                                                 rotary table F[h][a][k])
+ * n_gen_heads sets: 1 (shared by every head) or one per group of heads; head h of a tensor with H heads uses set
+ * h / (H / n_gen_heads) (so n_gen_heads = H gives each head its own generators). For b = 2 the single entry is
+ * G[0][1] = g and R = [[cos t, sin t], [-sin t, cos t]] with t = sum_a p_a g_a: this is posattn_rope_apply's
+ * interleaved pair rotation with frequency F[a][k] = -g (the sign: RoPE's generator has G[0][1] = -freq).
+ *
+ * Rotations (the layout of `rot`): per token, per set g, the n_blocks matrices stored "column by column, blocks
+ * side by side", so that R x is a sum over c of contiguous coefficient vectors times x[j*b + c]:
+ *     R_j[r][c]  at  rot[t * rot_tok_stride + (g * b + c) * D_rot + j * b + r]        0 <= r, c < b
+ * That is n_gen_heads * b * D_rot floats per token (posattn_liere_rotation_size); for b = D_rot (one block) each
+ * set holds one column-major matrix.
+ *
+ * Accuracy of the rotations, with u = 2^-24, S the exponent formed exactly from the float32 inputs and R* =
+ * exp(S) (entries in [-1, 1]):
+ * - b = 2 and b = 3 (closed forms: cos/sin, and Rodrigues' formula with its series near angle 0, evaluated in
+ *   float64 and rounded once): every entry within u + 2^-50 (1 + |S|) of R*, for any angle (sin and cos in float64
+ *   with full range reduction: SLEEF u10 on the SIMD paths, libm in the scalar reference), so
+ *   max |R^T R - I| <= 4 u.
+ * - b >= 4 (scaling and squaring in float32: s = the least s >= 0 with ||S||_1 2^-s <= 1/2, a degree-8 Taylor
+ *   polynomial, s squarings, then 1 to 3 Newton-Schulz steps R <- R (3 I - R^T R) / 2): every entry within
+ *   (1 + 2^s) 4 b u of R*. Derivation: the Taylor stage (truncation below 0.1 u, products of b terms each bounded
+ *   by 1) leaves an error of at most about 2 b u, each squaring doubles the error so far and adds at most b u (a
+ *   dot product of b terms whose absolute values sum to at most 1, the rows and columns of R having unit norm),
+ *   and the Newton-Schulz steps move R only by its departure from orthogonality. The bound grows like ||S||_1, as
+ *   the sensitivity of exp(S) to the float32 rounding of S itself does; typical errors are 20 to 1000 times
+ *   smaller (random rounding). Example: b = 64, ||S||_1 = 100: s = 8, entries within 0.004 (typically 1e-5).
+ *   Orthogonality: max |R^T R - I| <= (2 b + 4) u for ||S||_1 <= 2^10: the squarings double the departure from
+ *   orthogonality s times, and each Newton-Schulz step squares it (1 step for s <= 6, 2 for s <= 10, 3 beyond),
+ *   then adds the rounding of its two products.
+ * Values are not scanned: NaN or infinite positions or generators give NaN in the affected blocks.
+ *
+ * Cost: b = 2, 3: one float64 sincos per block; b >= 4: 4 + s + 2k products of b x b matrices (2 b^3 flops each,
+ * FMA in registers; k = 1, 2 or 3 Newton-Schulz steps) per block, set and token. Scratch lives on the stack (at most about 120 KiB for b = 64);
+ * nothing is allocated.
+ */
+
+/* Flags of posattn_liere_options. */
+enum {
+    /* Apply R^T instead of R: the inverse rotation, and the backward pass of x' = R x with respect to x. */
+    POSATTN_LIERE_BACKWARD = 1u << 0
+};
+
+/*
+ * Optional features of the LieRE entry points; zero-initialise, then set what you use.
+ *
+ * flags   posattn_liere_apply: POSATTN_LIERE_BACKWARD; other bits POSATTN_ERR_FLAGS. posattn_liere_rotations:
+ *         no flag is defined (any bit is POSATTN_ERR_FLAGS).
+ */
+typedef struct posattn_liere_options {
+    uint32_t flags;
+} posattn_liere_options;
+
+/*
+ * The number of floats of one token's rotations: n_gen_heads * block * rot_dims (the minimum rot_tok_stride).
+ * Errors: NULL (floats_per_token), SIZE (n_gen_heads or rot_dims <= 0), BLOCK (block outside 2..64 or not dividing
+ * rot_dims), OVERFLOW. On error nothing is written.
+ */
+POSATTN_API posattn_status posattn_liere_rotation_size(int64_t n_gen_heads, int64_t block, int64_t rot_dims,
+                                                       int64_t *floats_per_token);
+
+/*
+ * Computes R_j(p_t) = exp(S) for every token t in [tok_begin, tok_end), every generator set g < n_gen_heads and every
+ * block j < rot_dims / block, into rot (layout above). Disjoint token ranges may run concurrently.
+ *
+ * n_tok        tokens of the sequence (pos and rot are indexed by the absolute token t, also when tok_begin > 0).
+ * n_axes       A in 1..4 (POSATTN_ERR_AXES): coordinates per position (t, y, x, ...).
+ * pos          float32 positions: token t's coordinate a at pos[t * pos_stride + a].  pos_stride  0: A (else >= A).
+ * n_gen_heads  generator sets (>= 1), see "Generators".
+ * block        b in 2..64, dividing rot_dims (POSATTN_ERR_BLOCK).   rot_dims  D_rot > 0, the rotated dims of a head.
+ * gens         n_gen_heads * A * (D_rot / b) * b(b-1)/2 floats, layout above.
+ * rot          the output; rot_tok_stride  elements between tokens, 0: posattn_liere_rotation_size (else >= it).
+ * options      NULL: all off (no flag applies here).
+ * Accuracy: see above. Bit-identical across calls with different token ranges; the ISAs differ by FMA rounding
+ * (b >= 4) and by their float64 sin and cos (b = 2, 3), within the bounds.
+ * Errors: NULL (pos, gens, rot), SIZE (n_tok, n_gen_heads, rot_dims <= 0), AXES, BLOCK, ROW_RANGE, STRIDE,
+ * OVERFLOW, OVERLAP (rot overlapping pos or gens), FLAGS. On error nothing is written.
+ */
+POSATTN_API posattn_status posattn_liere_rotations(int64_t n_tok, int64_t n_axes, const float *pos,
+                                                   int64_t pos_stride, int64_t n_gen_heads, int64_t block,
+                                                   int64_t rot_dims, const float *gens, float *rot,
+                                                   int64_t rot_tok_stride, const posattn_liere_options *options,
+                                                   int64_t tok_begin, int64_t tok_end);
+
+/*
+ * Applies the rotations in place to q and (optionally) k, [n_tok][heads][head_dim] float32 tensors, for the tokens t
+ * in [tok_begin, tok_end): element (t, h, d) of q is q[t * q_tok_stride + h * q_head_stride + d], likewise k. For
+ * each head, the dims [rot_offset, rot_offset + rot_dims) are cut into blocks of `block` dims and block j becomes
+ * R_j x (or R_j^T x with POSATTN_LIERE_BACKWARD); the other dims are left untouched. Passing q and k together
+ * lets each token's rotations be read once for both (and for every head of a set). Disjoint token ranges may run
+ * concurrently.
+ *
+ * head_dim     D; rot_offset >= 0 and rot_dims > 0 with rot_offset + rot_dims <= D (POSATTN_ERR_LAYOUT).
+ * block        b in 2..64 dividing rot_dims (POSATTN_ERR_BLOCK), as given to posattn_liere_rotations.
+ * q, q_heads   the query tensor and its head count (a multiple of n_gen_heads: POSATTN_ERR_SIZE otherwise).
+ * q_tok_stride elements between tokens, 0: q_heads * q_head_stride;  q_head_stride  elements between heads, 0: D.
+ *              Heads and tokens must not overlap (POSATTN_ERR_STRIDE).
+ * k, k_heads, k_tok_stride, k_head_stride   the same for k; k NULL: q only (the k arguments are then ignored).
+ *              k may have fewer heads than q (GQA), also a multiple of n_gen_heads. q and k must not share a byte;
+ *              they may interleave token by token with equal token strides (a packed qkv buffer).
+ * rot, rot_tok_stride, n_gen_heads   the rotations of posattn_liere_rotations (stride 0: contiguous).
+ * options      NULL: forward.
+ * Accuracy: each output x'_r = sum_c R[r][c] x_c is within (b + 1) u sum_c |R[r][c] x_c| of the exact sum over
+ * the float32 rotations (b products and sums, fused on the SIMD paths); since R is orthogonal that is at most
+ * (b + 1) u sqrt(b) ||x_block||. A norm is kept within the rotations' orthogonality plus that.
+ * Errors: NULL (q, rot), SIZE, LAYOUT, BLOCK, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP (q or k overlapping rot, or
+ * each other), FLAGS. On error nothing is written.
+ */
+POSATTN_API posattn_status posattn_liere_apply(int64_t n_tok, int64_t head_dim, int64_t rot_offset,
+                                               int64_t rot_dims, int64_t block, float *q, int64_t q_heads,
+                                               int64_t q_tok_stride, int64_t q_head_stride, float *k,
+                                               int64_t k_heads, int64_t k_tok_stride, int64_t k_head_stride,
+                                               const float *rot, int64_t rot_tok_stride, int64_t n_gen_heads,
+                                               const posattn_liere_options *options, int64_t tok_begin,
+                                               int64_t tok_end);
 
 #ifdef __cplusplus
 }
