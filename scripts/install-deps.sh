@@ -8,7 +8,7 @@ packages=(meson ninja-build pkg-config gcc libsleef-dev check libsubunit-dev)
 arm64=0
 for arg in "$@"; do
   case "$arg" in
-    --bench) packages+=(g++ libbenchmark-dev libdnnl-dev libxnnpack-dev python3 python3-matplotlib) ;;
+    --bench) packages+=(g++ libbenchmark-dev libdnnl-dev libxnnpack-dev libpthreadpool-dev python3 python3-matplotlib) ;;
     --cross) arm64=1
              packages+=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
                         libsleef-dev:arm64 check:arm64 libsubunit-dev:arm64) ;;
