@@ -6,8 +6,9 @@
  *                                          rotation must read and write at least
  * Shapes: llm_*: q of 4096 tokens x 32 heads x 128 dims (64 MiB, past every cache), half-split, D_rot = D;
  *         vision_*: 1024 tokens x 16 heads x 80 dims (Qwen2-VL ViT), half-split, (y, x) on a 32 x 32 grid.
- *         1d: one shared table (base 10000), positions 0..4095 (at1e6: 1e6..1e6+4095, a long context); 3sec: Qwen2-VL M-RoPE sections [16, 24, 24] over
- *         (t, y, x) of a video of 16 frames of 16 x 16 patches; vision: restarting sections [20, 20];
+ *         1d: one shared table (base 10000), positions 0..4095 (at1e6: 1e6..1e6+4095, a long context);
+ *         3sec: Qwen2-VL M-RoPE sections [16, 24, 24] over (t, y, x) of a video of 16 frames of 16 x 16 patches;
+ *         vision: restarting sections [20, 20];
  *         mixed: RoPE-Mixed, a dense learned table per head over (y, x) positions of a 64 x 64 grid.
  * Bytes counted: 8 per element (read and written in place; memcpy reads and writes the same amount). The targets
  * are ratios within one run: rope/avx512/<shape> against roofline_memcpy/rope/<shape>.
@@ -94,11 +95,11 @@ static const pab_case *rope_at(size_t i) {
 
 typedef struct rope_data {
     const rope_shape *shape;
-    size_t n;      /* elements of x */
-    float *x;      /* [n_tok][heads][dim] */
-    float *copy;   /* memcpy destination */
-    float *pos;    /* [n_tok][axes] */
-    float *freqs;  /* [axes][dim/2], or [heads][axes][dim/2] for mixed */
+    size_t n;     /* elements of x */
+    float *x;     /* [n_tok][heads][dim] */
+    float *copy;  /* memcpy destination */
+    float *pos;   /* [n_tok][axes] */
+    float *freqs; /* [axes][dim/2], or [heads][axes][dim/2] for mixed */
     int64_t freq_head_stride;
 } rope_data;
 
@@ -179,7 +180,8 @@ static rope_data *rope_data_get(const rope_shape *s) {
     case TABLE_MIXED: /* learned-looking: RoPE-Mixed initialises random directions with magnitudes base^(-2k/D) */
         for (int64_t h = 0; h < s->heads; ++h) {
             for (int64_t k = 0; k < pairs; ++k) {
-                const double mag = pow(100.0, -2.0 * (double)k / (double)s->dim), phase = 6.283185307 * rope_uniform01();
+                const double mag = pow(100.0, -2.0 * (double)k / (double)s->dim),
+                             phase = 6.283185307 * rope_uniform01();
                 d->freqs[h * table + k] = (float)(mag * cos(phase));
                 d->freqs[h * table + pairs + k] = (float)(mag * sin(phase));
             }

@@ -50,8 +50,8 @@ int main(void) {
     st = posattn_rope_apply(TOKENS, HEADS, HEAD_DIM, &q[0][0][0], 0, 0, 0, HEAD_DIM, POSATTN_ROPE_HALF_SPLIT, AXES,
                             &pos[0][0], 0, freqs, 0 /* shared by all heads */, NULL, 0, TOKENS);
     if (st == POSATTN_OK) {
-        st = posattn_rope_apply(TOKENS, HEADS, HEAD_DIM, &k[0][0][0], 0, 0, 0, HEAD_DIM, POSATTN_ROPE_HALF_SPLIT,
-                                AXES, &pos[0][0], 0, freqs, 0, NULL, 0, TOKENS);
+        st = posattn_rope_apply(TOKENS, HEADS, HEAD_DIM, &k[0][0][0], 0, 0, 0, HEAD_DIM, POSATTN_ROPE_HALF_SPLIT, AXES,
+                                &pos[0][0], 0, freqs, 0, NULL, 0, TOKENS);
     }
     if (st != POSATTN_OK) return fprintf(stderr, "apply: %s\n", posattn_status_string(st)), 1;
 

@@ -24,7 +24,8 @@ static posattn_status check_builder(int64_t rot_dims, float base, int64_t n_axes
     if (n_axes < 1 || n_axes > 4) return POSATTN_ERR_AXES;
     if (!(base > 0.0f) || isinf(base)) return POSATTN_ERR_BASE;
     /* n_axes * rot_dims/2 floats must be addressable. */
-    if ((uint64_t)(rot_dims / 2) > (uint64_t)PTRDIFF_MAX / sizeof(float) / (uint64_t)n_axes) return POSATTN_ERR_OVERFLOW;
+    if ((uint64_t)(rot_dims / 2) > (uint64_t)PTRDIFF_MAX / sizeof(float) / (uint64_t)n_axes)
+        return POSATTN_ERR_OVERFLOW;
     return POSATTN_OK;
 }
 
@@ -73,7 +74,8 @@ static posattn_status freqs_from_sections(int64_t rot_dims, float base, int64_t 
         const int64_t begin = k;
         for (int64_t j = 0; j < sections[a]; ++j, ++k) {
             for (int64_t b = 0; b < n_axes; ++b) freqs[b * n_pairs + k] = 0.0f;
-            freqs[a * n_pairs + k] = restart ? power_of_base(base, k - begin, n_pairs) : power_of_base(base, k, rot_dims);
+            freqs[a * n_pairs + k] =
+                restart ? power_of_base(base, k - begin, n_pairs) : power_of_base(base, k, rot_dims);
         }
     }
     return POSATTN_OK;
@@ -114,10 +116,10 @@ posattn_status posattn_rope_freqs_axis_map(int64_t rot_dims, float base, int64_t
 /* ---------------------------------------------------------------------------------------------------------- */
 
 posattn_status posattn_rope_apply(int64_t n_tok, int64_t n_heads, int64_t head_dim, float *x, int64_t tok_stride,
-                                  int64_t head_stride, int64_t rot_offset, int64_t rot_dims,
-                                  posattn_rope_layout layout, int64_t n_axes, const float *pos, int64_t pos_stride,
-                                  const float *freqs, int64_t freq_head_stride, const posattn_rope_options *options,
-                                  int64_t tok_begin, int64_t tok_end) {
+                                  int64_t head_stride, int64_t rot_offset, int64_t rot_dims, posattn_rope_layout layout,
+                                  int64_t n_axes, const float *pos, int64_t pos_stride, const float *freqs,
+                                  int64_t freq_head_stride, const posattn_rope_options *options, int64_t tok_begin,
+                                  int64_t tok_end) {
     static const posattn_rope_options no_options = {0};
     const posattn_rope_options *o = options ? options : &no_options;
     if (!x || !pos || !freqs) return POSATTN_ERR_NULL;

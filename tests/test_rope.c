@@ -79,8 +79,8 @@ static void describe(const rope_case *c, char *buf, size_t size) {
              " D_rot %" PRId64 " %s A %" PRId64 " pads %" PRId64 "/%" PRId64 "/%" PRId64 "%s%s%s pos [%g, %g]"
              " attn %g%s%s tokens [%" PRId64 ", %" PRId64 ") misalign %d%d%d",
              c->seed, c->n_tok, c->n_heads, c->head_dim, c->rot_offset, c->rot_dims,
-             c->layout == POSATTN_ROPE_HALF_SPLIT ? "half-split" : "interleaved", c->n_axes, c->tok_pad,
-             c->head_pad, c->pos_pad, c->default_strides ? " default-strides" : "", c->per_head ? " per-head" : "",
+             c->layout == POSATTN_ROPE_HALF_SPLIT ? "half-split" : "interleaved", c->n_axes, c->tok_pad, c->head_pad,
+             c->pos_pad, c->default_strides ? " default-strides" : "", c->per_head ? " per-head" : "",
              c->table_1d ? " 1d-table" : "", c->pos_lo, c->pos_hi, (double)c->attn_factor,
              c->pair_factors ? " pair-factors" : "", c->backward ? " backward" : "", c->tok_begin, c->tok_end,
              c->misalign_x, c->misalign_pos, c->misalign_freqs);
@@ -153,9 +153,9 @@ static void free_case(rope_buffers *b) {
 
 static posattn_status call_apply(const rope_case *c, const rope_buffers *b, float *x, const posattn_rope_options *o) {
     return posattn_rope_apply(c->n_tok, c->n_heads, c->head_dim, x, c->default_strides ? 0 : b->tok_stride,
-                              c->default_strides ? 0 : b->head_stride, c->rot_offset, c->rot_dims, c->layout,
-                              c->n_axes, b->pos.data, c->default_strides ? 0 : b->pos_stride, b->freqs.data,
-                              b->freq_head_stride, o, c->tok_begin, c->tok_end);
+                              c->default_strides ? 0 : b->head_stride, c->rot_offset, c->rot_dims, c->layout, c->n_axes,
+                              b->pos.data, c->default_strides ? 0 : b->pos_stride, b->freqs.data, b->freq_head_stride,
+                              o, c->tok_begin, c->tok_end);
 }
 
 /* Indices of pair k within a head's rotated part. */
@@ -305,7 +305,7 @@ static void check_spec_vector(const char *what, posattn_rope_layout layout, int6
 START_TEST(test_spec_vectors) {
     static const double interleaved[8] = {-1.27223251, -1.83886499, 1.68392864, 4.70790658,
                                           4.81777717,  6.1472777,   6.97596854, 8.02096397};
-    static const double half_split[8] = {-1.69559254, 0.137551738, 2.7886816, 3.97598204,
+    static const double half_split[8] = {-1.69559254, 0.137551738, 2.7886816,  3.97598204,
                                          -4.80884247, 6.32305935,  7.08683674, 8.01196398};
     static const double partial[8] = {-1.41335252, 1.87911807, -2.82885748, 4.05819114, 5, 6, 7, 8};
     check_spec_vector("SPEC interleaved", POSATTN_ROPE_INTERLEAVED, 8, interleaved);
@@ -392,8 +392,8 @@ END_TEST
 /* ------------------------------------------------------------------------------------------------------------ */
 
 static void check_half_ulp(double got, double exact, const char *what, int64_t k) {
-    CHECK(fabs(got - exact) <= 0.5 * f32_ulp(exact) * (1.0 + 1e-9), "%s: freq %" PRId64 " = %.9g, exact %.12g", what,
-          k, got, exact);
+    CHECK(fabs(got - exact) <= 0.5 * f32_ulp(exact) * (1.0 + 1e-9), "%s: freq %" PRId64 " = %.9g, exact %.12g", what, k,
+          got, exact);
 }
 
 START_TEST(test_builders) {
@@ -411,7 +411,8 @@ START_TEST(test_builders) {
             if (a == axis) {
                 check_half_ulp(f[a * PAIRS + k], pow(1e6, -2.0 * (double)k / ROT), "sections", k);
             } else {
-                CHECK(f[a * PAIRS + k] == 0.0f, "sections: F[%" PRId64 "][%" PRId64 "] = %g", a, k, (double)f[a * PAIRS + k]);
+                CHECK(f[a * PAIRS + k] == 0.0f, "sections: F[%" PRId64 "][%" PRId64 "] = %g", a, k,
+                      (double)f[a * PAIRS + k]);
             }
         }
     }
@@ -466,7 +467,8 @@ END_TEST
 
 /* Rotated widths around every vector width and the block size, both layouts, offsets, 1..4 axes. */
 START_TEST(test_sizes_and_layouts) {
-    static const int64_t rot_dims[] = {2, 4, 6, 8, 10, 14, 16, 18, 30, 32, 34, 62, 64, 66, 126, 128, 130, 256, 258, 262};
+    static const int64_t rot_dims[] = {2,  4,  6,  8,  10,  14,  16,  18,  30,  32,
+                                       34, 62, 64, 66, 126, 128, 130, 256, 258, 262};
     uint64_t n = 0;
     for (size_t i = 0; i < sizeof rot_dims / sizeof rot_dims[0]; ++i) {
         for (int layout = 0; layout < 2; ++layout) {
@@ -618,11 +620,12 @@ START_TEST(test_errors) {
     bad_factor.attn_factor = INFINITY;
     overlapping.pair_factors = x + 3;
     const posattn_rope_layout I = POSATTN_ROPE_INTERLEAVED;
-#define APPLY(tok, heads, dim, xp, ts, hs, off, rot, layout, axes, pp, ps, fp, fhs, opt, b, e)                    \
+#define APPLY(tok, heads, dim, xp, ts, hs, off, rot, layout, axes, pp, ps, fp, fhs, opt, b, e)                         \
     posattn_rope_apply(tok, heads, dim, xp, ts, hs, off, rot, layout, axes, pp, ps, fp, fhs, opt, b, e)
     for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
         if (!enter_isa(isa)) continue;
-        ck_assert_int_eq(APPLY(TOK, HEADS, D, NULL, 0, 0, 0, D, I, 1, pos, 0, freqs, 0, NULL, 0, TOK), POSATTN_ERR_NULL);
+        ck_assert_int_eq(APPLY(TOK, HEADS, D, NULL, 0, 0, 0, D, I, 1, pos, 0, freqs, 0, NULL, 0, TOK),
+                         POSATTN_ERR_NULL);
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, NULL, 0, freqs, 0, NULL, 0, TOK), POSATTN_ERR_NULL);
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, pos, 0, NULL, 0, NULL, 0, TOK), POSATTN_ERR_NULL);
         ck_assert_int_eq(APPLY(0, HEADS, D, x, 0, 0, 0, D, I, 1, pos, 0, freqs, 0, NULL, 0, 0), POSATTN_ERR_SIZE);
@@ -634,20 +637,26 @@ START_TEST(test_errors) {
                          POSATTN_ERR_LAYOUT);
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, 7, I, 1, pos, 0, freqs, 0, NULL, 0, TOK), POSATTN_ERR_LAYOUT);
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 2, D, I, 1, pos, 0, freqs, 0, NULL, 0, TOK), POSATTN_ERR_LAYOUT);
-        ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, -2, 4, I, 1, pos, 0, freqs, 0, NULL, 0, TOK), POSATTN_ERR_LAYOUT);
-        ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, 10, I, 1, pos, 0, freqs, 0, NULL, 0, TOK), POSATTN_ERR_LAYOUT);
+        ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, -2, 4, I, 1, pos, 0, freqs, 0, NULL, 0, TOK),
+                         POSATTN_ERR_LAYOUT);
+        ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, 10, I, 1, pos, 0, freqs, 0, NULL, 0, TOK),
+                         POSATTN_ERR_LAYOUT);
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 0, pos, 0, freqs, 0, NULL, 0, TOK), POSATTN_ERR_AXES);
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 5, pos, 0, freqs, 0, NULL, 0, TOK), POSATTN_ERR_AXES);
-        ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, pos, 0, freqs, 0, NULL, 1, 0), POSATTN_ERR_ROW_RANGE);
-        ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, pos, 0, freqs, 0, NULL, -1, 1), POSATTN_ERR_ROW_RANGE);
+        ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, pos, 0, freqs, 0, NULL, 1, 0),
+                         POSATTN_ERR_ROW_RANGE);
+        ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, pos, 0, freqs, 0, NULL, -1, 1),
+                         POSATTN_ERR_ROW_RANGE);
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, pos, 0, freqs, 0, NULL, 0, TOK + 1),
                          POSATTN_ERR_ROW_RANGE);
         /* Strides: negative, head shorter than a head, tokens overlapping heads, positions shorter than A. */
-        ck_assert_int_eq(APPLY(TOK, HEADS, D, x, -1, 0, 0, D, I, 1, pos, 0, freqs, 0, NULL, 0, TOK), POSATTN_ERR_STRIDE);
+        ck_assert_int_eq(APPLY(TOK, HEADS, D, x, -1, 0, 0, D, I, 1, pos, 0, freqs, 0, NULL, 0, TOK),
+                         POSATTN_ERR_STRIDE);
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 4, 0, D, I, 1, pos, 0, freqs, 0, NULL, 0, TOK), POSATTN_ERR_STRIDE);
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 8, 8, 0, D, I, 1, pos, 0, freqs, 0, NULL, 0, TOK), POSATTN_ERR_STRIDE);
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 2, pos, 1, freqs, 0, NULL, 0, TOK), POSATTN_ERR_STRIDE);
-        ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, pos, 0, freqs, -4, NULL, 0, TOK), POSATTN_ERR_STRIDE);
+        ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, pos, 0, freqs, -4, NULL, 0, TOK),
+                         POSATTN_ERR_STRIDE);
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, INT64_MAX / 2, 0, 0, D, I, 1, pos, 0, freqs, 0, NULL, 0, TOK),
                          POSATTN_ERR_OVERFLOW);
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, pos, 0, freqs, 0, &bad_flags, 0, TOK),
@@ -655,17 +664,18 @@ START_TEST(test_errors) {
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, pos, 0, freqs, 0, &bad_factor, 0, TOK),
                          POSATTN_ERR_SCALE);
         /* Overlaps: positions, table or factors inside x. */
-        ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, x + 5, 0, freqs, 0, NULL, 0, TOK), POSATTN_ERR_OVERLAP);
+        ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, x + 5, 0, freqs, 0, NULL, 0, TOK),
+                         POSATTN_ERR_OVERLAP);
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, pos, 0, x + N - 4, 0, NULL, 0, TOK),
                          POSATTN_ERR_OVERLAP);
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, pos, 0, freqs, 0, &overlapping, 0, TOK),
                          POSATTN_ERR_OVERLAP);
-        for (int e = 0; e < N; ++e) CHECK(same_bits(x[e], untouched_pattern()), "isa %s: x[%d] written on error",
-                                          posattn_isa_name(isa), e);
+        for (int e = 0; e < N; ++e)
+            CHECK(same_bits(x[e], untouched_pattern()), "isa %s: x[%d] written on error", posattn_isa_name(isa), e);
         /* An empty token range is valid and writes nothing. */
         ck_assert_int_eq(APPLY(TOK, HEADS, D, x, 0, 0, 0, D, I, 1, pos, 0, freqs, 0, NULL, 1, 1), POSATTN_OK);
-        for (int e = 0; e < N; ++e) CHECK(same_bits(x[e], untouched_pattern()), "isa %s: empty range wrote",
-                                          posattn_isa_name(isa));
+        for (int e = 0; e < N; ++e)
+            CHECK(same_bits(x[e], untouched_pattern()), "isa %s: empty range wrote", posattn_isa_name(isa));
     }
 #undef APPLY
     ck_assert_str_ne(posattn_status_string(POSATTN_ERR_LAYOUT), "unknown status");
@@ -697,6 +707,4 @@ static Suite *rope_suite(void) {
     return s;
 }
 
-int main(void) {
-    return run_suite(rope_suite());
-}
+int main(void) { return run_suite(rope_suite()); }

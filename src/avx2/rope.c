@@ -45,8 +45,8 @@ POSATTN_ALWAYS_INLINE __m256 angles_f32x8(const posattn_rope_token *t, const flo
 static void cos_sin_block(const posattn_rope_token *t, const float *F, int64_t k0, int64_t nb, float *c, float *s) {
     const __m256i lo_i32x8 = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
     const __m256i hi_i32x8 = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
-    const __m256 even_sign_f32x8 = _mm256_castsi256_ps(_mm256_setr_epi32((int)0x80000000u, 0, (int)0x80000000u, 0,
-                                                                         (int)0x80000000u, 0, (int)0x80000000u, 0));
+    const __m256 even_sign_f32x8 = _mm256_castsi256_ps(
+        _mm256_setr_epi32((int)0x80000000u, 0, (int)0x80000000u, 0, (int)0x80000000u, 0, (int)0x80000000u, 0));
     const __m256 sign_f32x8 = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
     const __m256 attn_f32x8 = _mm256_set1_ps(t->attn_factor);
     const int scaled = t->pair_factors != NULL || t->attn_factor != 1.0f;
@@ -57,8 +57,8 @@ static void cos_sin_block(const posattn_rope_token *t, const float *F, int64_t k
         __m256 sin_f32x8 = sc.x, cos_f32x8 = sc.y;
         if (t->backward) sin_f32x8 = _mm256_xor_ps(sin_f32x8, sign_f32x8);
         if (scaled) {
-            __m256 f_f32x8 = t->pair_factors ? _mm256_mul_ps(attn_f32x8, _mm256_maskload_ps(t->pair_factors + k, m))
-                                             : attn_f32x8;
+            __m256 f_f32x8 =
+                t->pair_factors ? _mm256_mul_ps(attn_f32x8, _mm256_maskload_ps(t->pair_factors + k, m)) : attn_f32x8;
             cos_f32x8 = _mm256_mul_ps(cos_f32x8, f_f32x8);
             sin_f32x8 = _mm256_mul_ps(sin_f32x8, f_f32x8);
         }
@@ -69,7 +69,8 @@ static void cos_sin_block(const posattn_rope_token *t, const float *F, int64_t k
             _mm256_store_ps(c + 2 * j, _mm256_permutevar8x32_ps(cos_f32x8, lo_i32x8));
             _mm256_store_ps(c + 2 * j + 8, _mm256_permutevar8x32_ps(cos_f32x8, hi_i32x8));
             _mm256_store_ps(s + 2 * j, _mm256_xor_ps(_mm256_permutevar8x32_ps(sin_f32x8, lo_i32x8), even_sign_f32x8));
-            _mm256_store_ps(s + 2 * j + 8, _mm256_xor_ps(_mm256_permutevar8x32_ps(sin_f32x8, hi_i32x8), even_sign_f32x8));
+            _mm256_store_ps(s + 2 * j + 8,
+                            _mm256_xor_ps(_mm256_permutevar8x32_ps(sin_f32x8, hi_i32x8), even_sign_f32x8));
         }
     }
 }

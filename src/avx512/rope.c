@@ -49,9 +49,9 @@ POSATTN_ALWAYS_INLINE __m512 angles_f32x16(const posattn_rope_token *t, const fl
 static void cos_sin_block(const posattn_rope_token *t, const float *F, int64_t k0, int64_t nb, float *c, float *s) {
     const __m512i lo_i32x16 = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     const __m512i hi_i32x16 = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
-    const __m512i even_sign_i32x16 = _mm512_setr_epi32((int)0x80000000u, 0, (int)0x80000000u, 0, (int)0x80000000u, 0,
-                                                       (int)0x80000000u, 0, (int)0x80000000u, 0, (int)0x80000000u, 0,
-                                                       (int)0x80000000u, 0, (int)0x80000000u, 0);
+    const __m512i even_sign_i32x16 =
+        _mm512_setr_epi32((int)0x80000000u, 0, (int)0x80000000u, 0, (int)0x80000000u, 0, (int)0x80000000u, 0,
+                          (int)0x80000000u, 0, (int)0x80000000u, 0, (int)0x80000000u, 0, (int)0x80000000u, 0);
     const __m512i sign_i32x16 = _mm512_set1_epi32((int)0x80000000u);
     const __m512 attn_f32x16 = _mm512_set1_ps(t->attn_factor);
     const int scaled = t->pair_factors != NULL || t->attn_factor != 1.0f;
@@ -60,10 +60,12 @@ static void cos_sin_block(const posattn_rope_token *t, const float *F, int64_t k
         const __mmask16 m = tail_mask(nb - j);
         Sleef___m512_2 sc = Sleef_sincosf16_u10avx512f(angles_f32x16(t, F, k, m));
         __m512 sin_f32x16 = sc.x, cos_f32x16 = sc.y;
-        if (t->backward) sin_f32x16 = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(sin_f32x16), sign_i32x16));
+        if (t->backward)
+            sin_f32x16 = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(sin_f32x16), sign_i32x16));
         if (scaled) {
-            __m512 f_f32x16 = t->pair_factors ? _mm512_mul_ps(attn_f32x16, _mm512_maskz_loadu_ps(m, t->pair_factors + k))
-                                              : attn_f32x16;
+            __m512 f_f32x16 = t->pair_factors
+                                  ? _mm512_mul_ps(attn_f32x16, _mm512_maskz_loadu_ps(m, t->pair_factors + k))
+                                  : attn_f32x16;
             cos_f32x16 = _mm512_mul_ps(cos_f32x16, f_f32x16);
             sin_f32x16 = _mm512_mul_ps(sin_f32x16, f_f32x16);
         }
@@ -86,14 +88,16 @@ static void rotate_interleaved(float *x, int64_t n, const float *c, const float 
     for (; e + 16 <= n; e += 16) {
         __m512 x_f32x16 = _mm512_loadu_ps(x + e);
         __m512 swapped_f32x16 = _mm512_permute_ps(x_f32x16, 0xB1);
-        __m512 r_f32x16 = _mm512_fmadd_ps(x_f32x16, _mm512_load_ps(c + e), _mm512_mul_ps(swapped_f32x16, _mm512_load_ps(s + e)));
+        __m512 r_f32x16 =
+            _mm512_fmadd_ps(x_f32x16, _mm512_load_ps(c + e), _mm512_mul_ps(swapped_f32x16, _mm512_load_ps(s + e)));
         _mm512_storeu_ps(x + e, r_f32x16);
     }
     if (e < n) {
         const __mmask16 m = tail_mask(n - e);
         __m512 x_f32x16 = _mm512_maskz_loadu_ps(m, x + e);
         __m512 swapped_f32x16 = _mm512_permute_ps(x_f32x16, 0xB1);
-        __m512 r_f32x16 = _mm512_fmadd_ps(x_f32x16, _mm512_load_ps(c + e), _mm512_mul_ps(swapped_f32x16, _mm512_load_ps(s + e)));
+        __m512 r_f32x16 =
+            _mm512_fmadd_ps(x_f32x16, _mm512_load_ps(c + e), _mm512_mul_ps(swapped_f32x16, _mm512_load_ps(s + e)));
         _mm512_mask_storeu_ps(x + e, m, r_f32x16);
     }
 }
