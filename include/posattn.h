@@ -1,9 +1,9 @@
 /*
  * posattn: SIMD CPU kernels for position-dependent attention.
  *
- * This version provides ALiBi for arbitrary float positions (1-D): the slopes, the position bias on its own, and
- * the fused bias-add-softmax, each with a scalar reference and AVX2, AVX-512 and NEON implementations chosen at run
- * time. The mathematics is that of the project's SPEC (sections 1-3). Rotary embeddings for positions with 1 to 4
+ * This version provides ALiBi for arbitrary float positions with 1 to 4 axes (L1 or Euclidean distance): the
+ * slopes, the position bias on its own, and the fused bias-add-softmax, each with a scalar reference and AVX2,
+ * AVX-512 and NEON implementations chosen at run time. The mathematics is that of the project's SPEC (sections 1-3). Rotary embeddings for positions with 1 to 4
  * float axes (axial, multi-section, vision, mixed; SPEC 4) follow the same conventions: posattn_rope_apply and the
  * table builders posattn_rope_freqs_*.
  *
@@ -64,7 +64,8 @@ typedef enum posattn_status {
     POSATTN_ERR_LAYOUT = 17,          /* rotary: unknown pair layout, odd or out-of-head rotated dimensions */
     POSATTN_ERR_SECTIONS = 18,        /* rotary: sections that do not cover D_rot/2 pairs, or an axis out of range */
     POSATTN_ERR_BASE = 19,            /* rotary: frequency base not positive and finite */
-    POSATTN_ERR_BLOCK = 20            /* LieRE: block size outside 2..64 or not dividing the rotated dimensions */
+    POSATTN_ERR_BLOCK = 20,           /* LieRE: block size outside 2..64 or not dividing the rotated dimensions */
+    POSATTN_ERR_WEIGHTS = 21          /* ALiBi axis weights: NaN or infinite, or negative with metric L1 */
 } posattn_status;
 
 /* A short, static, human-readable name for a status ("ok", "null pointer", ...). Never NULL. */
@@ -149,15 +150,33 @@ typedef enum posattn_metric {
  * exact for nk <= 2^24.
  *
  * q, k      positions as float32, query i's coordinate a at q[i*q_stride + a] (+ h*q_head_stride), likewise k.
- *           Either may be NULL independently (that side then uses the default integer positions).
- * axes      A, the number of coordinates per position; 0 means 1. This version supports A = 1 only
- *           (POSATTN_ERR_AXES otherwise); the fields are shaped for A = 1..4.
- * q_stride, k_stride            elements between consecutive positions; 0 means A (contiguous).
+ *           For A = 1 either may be NULL independently (that side then uses the default integer positions); for
+ *           A >= 2 both are required (POSATTN_ERR_AXES otherwise: the default positions have one axis).
+ * axes      A, the number of coordinates per position, 1..4; 0 means 1 (POSATTN_ERR_AXES otherwise). Images are
+ *           (y, x), video and volumes (t, y, x) or (z, y, x), then (t, z, y, x); the order is the caller's.
+ * q_stride, k_stride            elements between consecutive positions; 0 means A (contiguous); otherwise >= A.
  * q_head_stride, k_head_stride  elements between the position arrays of consecutive heads, so each head can
- *                               carry its own positions; 0 means one array shared by all heads.
- * weights   per-head axis weights w[h][a] at weights[h*A + a]; NULL means all ones. For A = 1 the effective slope
- *           of head h is m_h * w[h][0].
- * metric    POSATTN_METRIC_L1 or _L2 (POSATTN_ERR_METRIC otherwise).
+ *                               carry its own positions (x-transformers' per-head positions); 0 means one array
+ *                               shared by all heads.
+ * weights   per-head axis weights w[h][a] at weights[h*A + a]; NULL means all ones. Checked (a small array):
+ *           NaN or infinite weights, and negative weights with metric L1, are POSATTN_ERR_WEIGHTS; with L2 the
+ *           sign does not matter ((w d)^2). An axis whose weight is 0 is ignored for that head: its coordinates
+ *           are not read (an infinite coordinate there does not make NaN), and a head whose weights are all 0 gets
+ *           no bias. One-hot weights ("one axis per head group", posattn_alibi_split_heads) therefore compute the
+ *           1-D bias of that axis, bit for bit. For A = 1 the effective slope of head h is m_h * |w[h][0]|.
+ * metric    POSATTN_METRIC_L1 or _L2 (POSATTN_ERR_METRIC otherwise). With one axis (or one non-zero weight) L2
+ *           equals L1.
+ *
+ * N-D distances (A >= 2 axes of non-zero weight), formed in float32 in axis order, one rounding per operation
+ * (no FMA), bit-identical on every ISA (the square root is the correctly rounded hardware instruction):
+ *     L1: dist = w_0 |dq_0 - dk_0| + w_1 |dq_1 - dk_1| + ...
+ *     L2: dist = sqrt((w_0 (dq_0 - dk_0))^2 + (w_1 (dq_1 - dk_1))^2 + ...)
+ * then bias = -m_h * dist. With u = 2^-24, K the number of axes kept and b* = -m_h dist* computed exactly from the
+ * float32 inputs (first order in u): L1 takes K subtractions and K products (2 u per term), K - 1 sums of
+ * non-negative terms ((K - 1) u relative to the sum) and the slope product (u), so |bias - b*| <= (K + 2) u |b*|
+ * ((K + 1) u without weights, whose products are exact); L2 takes K subtractions and K products (2 u), K squares
+ * (doubling that and rounding: 5 u), K - 1 sums, a square root (which halves the relative error and rounds once)
+ * and the slope product, so |bias - b*| <= (K/2 + 4) u |b*|. For K = 4 both are 6 u, at most 6 ulp.
  */
 typedef struct posattn_positions {
     const float *q;
@@ -171,12 +190,27 @@ typedef struct posattn_positions {
     posattn_metric metric;
 } posattn_positions;
 
+/*
+ * One-hot axis weights for "one axis per head group" (SPEC 2): writes weights[h*A + a] = 1 when head h looks along
+ * axis a, else 0, for the n_heads x axes array of posattn_positions.weights. Heads are split into contiguous
+ * groups in axis order; with g = H / A and r = H % A, axis a gets the heads
+ *     [a*g + min(a, r), (a+1)*g + min(a+1, r))
+ * so the first r axes get one head more. Examples: H = 12, A = 2: heads 0-5 see axis 0 (y), 6-11 axis 1 (x);
+ * H = 16, A = 3: 0-5, 6-10, 11-15; H < A: heads 0..H-1 see axes 0..H-1 and the other axes get none. Each head
+ * then gets the 1-D bias of its axis, bit for bit (the other coordinates are not read). Slopes stay per head:
+ * to give every group the full ALiBi range, fill each group's slice of slopes with posattn_alibi_slopes of the
+ * group size.
+ * Errors: NULL (weights), SIZE (n_heads <= 0), AXES (axes outside 1..4), OVERFLOW.
+ */
+POSATTN_API posattn_status posattn_alibi_split_heads(int64_t n_heads, int64_t axes, float *weights);
+
 /* ------------------------------------------------------------------------------------------------------------ */
 /* The position bias on its own ("external bias", SPEC 2)                                                         */
 /* ------------------------------------------------------------------------------------------------------------ */
 
 /*
- * Writes bias[h][i][j] = -m_h * |pq_h[i] - pk_h[j]| (times w[h][0]) for the rows r in [row_begin, row_end) of the
+ * Writes bias[h][i][j] = -m_h * dist_h(i, j) (1-D: -m_h * |pq_h[i] - pk_h[j]|, times w[h][0]; N-D: see
+ * posattn_positions) for the rows r in [row_begin, row_end) of the
  * H*nq rows (h = r / nq, i = r % nq) and every key j in [0, nk), at bias[h*head_stride + i*row_stride + j].
  * No masking: the bias is symmetric in i and j; causality is a mask of the softmax.
  *
@@ -185,8 +219,10 @@ typedef struct posattn_positions {
  * row_stride  elements between rows (0: nk; otherwise >= nk); head_stride elements between heads (0: nq*row_stride).
  * Accuracy: |Δ| is formed in float32 (exact when Sterbenz applies, else within 0.5 ulp of |Δ|), then one
  * multiply: each value is within 1.5 ulp of -m|Δ| computed exactly from the float32 inputs (2.5 ulp with axis
- * weights, whose product m_h*w[h][0] is rounded once). Bit-identical on all ISAs.
- * Errors: NULL, SIZE, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP (bias overlapping slopes or positions), AXES, METRIC.
+ * weights, whose product m_h*w[h][0] is rounded once); N-D: the bound under posattn_positions (at most 6 u for
+ * A <= 4). Bit-identical on all ISAs.
+ * Errors: NULL, SIZE, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP (bias overlapping slopes or positions), AXES, METRIC,
+ * WEIGHTS.
  */
 POSATTN_API posattn_status posattn_alibi_bias(int64_t n_heads, int64_t nq, int64_t nk, const float *slopes,
                                               const posattn_positions *positions, float *bias, int64_t row_stride,
@@ -243,7 +279,8 @@ typedef struct posattn_softmax_options {
  * For each row r in [row_begin, row_end) of the H*nq rows (h = r / nq, i = r % nq) and every key j in [0, nk):
  *     x_j = scale * S[h][i][j]
  *     x_j = softcap * tanh(x_j / softcap)                   (if softcap > 0)
- *     x_j += -m_h * |pq_h[i] - pk_h[j]|                     (computed here from positions; never read from memory)
+ *     x_j += -m_h * dist_h(i, j)                            (computed here from positions; never read from memory;
+ *                                                            1-D: dist = |pq_h[i] - pk_h[j]|, N-D: posattn_positions)
  *     x_j += M[i][j]   or   m_h * M[i][j] (MASK_TIMES_SLOPE) (if a mask is given)
  *     P[h][i][j] = exp(x_j - mx) / (sum over valid j of exp(x_j - mx) + exp(sink_h - mx))
  * with mx the maximum of the valid x_j and sink_h; masked keys (causal, window, mask = -inf) get exactly 0; a row
@@ -272,9 +309,13 @@ typedef struct posattn_softmax_options {
  * float32 before joining a float64 total (so the bound does not grow with the row length); normalising adds 2 u.
  * Values exp(x_j - mx) below e^-87 (about 1.6e-38) and outputs below 2^-125 (about 2.35e-38) are flushed to
  * exactly 0 by construction, before they are formed, so no path produces subnormals (the absolute term). The bound is worst case; typical errors are a few u.
+ * N-D positions (A >= 2 axes of non-zero weight): the bias itself carries up to 6 u |bias_j| (posattn_positions),
+ * so forming x_j takes at most 9 u L_j (scale, bias, two additions) instead of 4 u L_j, and the same derivation
+ * gives |P_j - P*_j| <= (20 L + d_j + 22) u P*_j + 2.4e-38 and |lse - lse*| <= (21 L + 20) u + u |lse*| (with
+ * L <= 100: 1.3e-4 relative). One-hot weights are 1-D rows and keep the 1-D bound.
  *
  * Errors: NULL (scores, probs, slopes), SIZE, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP, SCALE, SOFTCAP, WINDOW, AXES,
- * METRIC, MASK_TYPE, FLAGS. On error nothing is written.
+ * METRIC, WEIGHTS, MASK_TYPE, FLAGS. On error nothing is written.
  */
 POSATTN_API posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, const float *scores,
                                                  int64_t s_row_stride, int64_t s_head_stride, float *probs,

@@ -62,7 +62,8 @@ static posattn_status resolve_positions(const posattn_positions *given, shape s,
     posattn_positions *p = &out->p;
     if (p->axes < 0 || p->axes > 4) return POSATTN_ERR_AXES;
     if (p->axes == 0) p->axes = 1;
-    if (p->axes != 1) return POSATTN_ERR_AXES; /* N-D positions arrive in a later version */
+    /* The KV-cache default positions are integer indices: one axis. */
+    if (p->axes > 1 && (!p->q || !p->k)) return POSATTN_ERR_AXES;
     if (p->metric != POSATTN_METRIC_L1 && p->metric != POSATTN_METRIC_L2) return POSATTN_ERR_METRIC;
     if (p->q_stride < 0 || p->k_stride < 0 || p->q_head_stride < 0 || p->k_head_stride < 0) {
         return POSATTN_ERR_STRIDE;
@@ -75,6 +76,14 @@ static posattn_status resolve_positions(const posattn_positions *given, shape s,
         (st = posattn_tensor_span(p->k, s.n_heads, p->k_head_stride, s.nk, p->k_stride, p->axes, sizeof(float), &out->k)) ||
         (st = posattn_tensor_span(p->weights, 1, 0, s.n_heads, p->axes, p->axes, sizeof(float), &out->weights))) {
         return st;
+    }
+    /* A small [H][A] array: cheap to check. NaN or infinite weights, and negative ones for L1 (a bias that would
+     * grow with distance), are refused; for L2 the sign is irrelevant ((w d)^2). */
+    if (p->weights) {
+        for (int64_t n = 0; n < s.n_heads * p->axes; ++n) {
+            float w = p->weights[n];
+            if (!isfinite(w) || (p->metric == POSATTN_METRIC_L1 && w < 0.0f)) return POSATTN_ERR_WEIGHTS;
+        }
     }
     return POSATTN_OK;
 }
@@ -90,6 +99,69 @@ static float effective_slope(const float *slopes, const posattn_positions *p, in
     if (!p->weights) return slopes[h];
     float w = p->weights[h * p->axes];
     return slopes[h] * (p->metric == POSATTN_METRIC_L2 ? fabsf(w) : w);
+}
+
+/*
+ * The N-D positions of head h's query i (A >= 2), with the axes of weight 0 dropped. Returns the number of axes
+ * kept: 0 (every weight 0: no bias), 1 (a 1-D row on that axis: *axis1 and *w1 say which and its weight, so
+ * one-hot weights run the 1-D kernels bit for bit), or 2..4 (nd filled).
+ */
+static int nd_positions(const posattn_positions *p, int64_t h, int64_t i, posattn_nd_positions *nd, int *axis1,
+                        float *w1) {
+    const float *q = p->q + h * p->q_head_stride + i * p->q_stride;
+    const float *w = p->weights ? p->weights + h * p->axes : NULL;
+    int kept = 0, weighted = 0;
+    for (int a = 0; a < (int)p->axes; ++a) {
+        float wa = w ? w[a] : 1.0f;
+        if (wa == 0.0f) continue;
+        if (p->metric == POSATTN_METRIC_L2) wa = fabsf(wa);
+        weighted |= wa != 1.0f;
+        nd->offset[kept] = a;
+        nd->q[kept] = q[a];
+        nd->w[kept] = wa;
+        *axis1 = a, *w1 = wa;
+        ++kept;
+    }
+    nd->axes = kept >= 2 ? kept : 0;
+    nd->l2 = p->metric == POSATTN_METRIC_L2;
+    nd->weighted = weighted;
+    nd->k_len = (int)p->axes;
+    return kept;
+}
+
+/* The slope, query position, key positions and N-D fields of one row (head h, query i). */
+typedef struct row_positions {
+    float slope, q_pos;
+    posattn_key_positions keys;
+    posattn_nd_positions nd;
+} row_positions;
+
+static float query_position(const posattn_positions *p, shape s, int64_t h, int64_t i);
+static posattn_key_positions key_positions(const posattn_positions *p, int64_t h);
+
+static row_positions row_positions_of(const float *slopes, const posattn_positions *p, shape s, int64_t h,
+                                      int64_t i) {
+    row_positions r = {0};
+    if (p->axes == 1) {
+        r.slope = effective_slope(slopes, p, h);
+        r.q_pos = query_position(p, s, h, i);
+        r.keys = key_positions(p, h);
+        return r;
+    }
+    int axis1 = 0;
+    float w1 = 1.0f;
+    int kept = nd_positions(p, h, i, &r.nd, &axis1, &w1);
+    r.keys = key_positions(p, h);
+    if (kept == 0) return r; /* slope 0: no bias */
+    if (kept == 1) {
+        /* One axis left: the 1-D row on it, with the effective slope m_h * w (as for A = 1). */
+        r.slope = w1 == 1.0f ? slopes[h] : slopes[h] * w1;
+        r.q_pos = p->q[h * p->q_head_stride + i * p->q_stride + axis1];
+        r.keys.k_pos += axis1;
+        return r;
+    }
+    r.slope = slopes[h];
+    return r;
 }
 
 static float query_position(const posattn_positions *p, shape s, int64_t h, int64_t i) {
@@ -136,13 +208,13 @@ posattn_status posattn_alibi_bias(int64_t n_heads, int64_t nq, int64_t nk, const
     for (int64_t r = row_begin; r < row_end; ++r) {
         int64_t h = r / nq, i = r % nq;
         float *row = bias + h * out.head_stride + i * out.row_stride;
-        float slope = effective_slope(slopes, &pos.p, h);
-        if (slope == 0.0f) {
+        row_positions rp = row_positions_of(slopes, &pos.p, s, h, i);
+        if (rp.slope == 0.0f) {
             /* "No bias" must stay exactly 0 even for infinite positions (0 * inf would be NaN). */
             for (int64_t j = 0; j < nk; ++j) row[j] = 0.0f;
             continue;
         }
-        posattn_bias_row args = {row, nk, slope, query_position(&pos.p, s, h, i), key_positions(&pos.p, h)};
+        posattn_bias_row args = {row, nk, rp.slope, rp.q_pos, rp.keys, rp.nd};
         kernels->alibi_bias_row(&args);
     }
     return POSATTN_OK;
@@ -219,15 +291,18 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
     size_t mask_elem = mask_is_f16 ? sizeof(uint16_t) : sizeof(float);
     for (int64_t r = row_begin; r < row_end; ++r) {
         int64_t h = r / nq, i = r % nq;
+        row_positions rp = {0};
+        if (!mask_times_slope) rp = row_positions_of(slopes, &pos.p, s, h, i);
         posattn_softmax_row row = {
             .scores = scores + h * in.head_stride + i * in.row_stride,
             .probs = probs + h * out.head_stride + i * out.row_stride,
             .nk = nk,
             .scale = scale,
             .softcap = o->softcap,
-            .slope = mask_times_slope ? 0.0f : effective_slope(slopes, &pos.p, h),
-            .q_pos = query_position(&pos.p, s, h, i),
-            .keys = key_positions(&pos.p, h),
+            .slope = rp.slope,
+            .q_pos = mask_times_slope ? query_position(&pos.p, s, h, i) : rp.q_pos,
+            .keys = mask_times_slope ? key_positions(&pos.p, h) : rp.keys,
+            .nd = rp.slope != 0.0f ? rp.nd : (posattn_nd_positions){0},
             .mask = o->mask ? (const char *)o->mask + (size_t)(h * o->mask_head_stride + i * mask_row_stride) * mask_elem
                             : NULL,
             .mask_is_f16 = mask_is_f16,
@@ -238,6 +313,22 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
         };
         valid_keys(s, i, (o->flags & POSATTN_CAUSAL) != 0, o->window, &row.lo, &row.hi);
         kernels->alibi_softmax_row(&row);
+    }
+    return POSATTN_OK;
+}
+
+posattn_status posattn_alibi_split_heads(int64_t n_heads, int64_t axes, float *weights) {
+    if (!weights) return POSATTN_ERR_NULL;
+    if (n_heads <= 0) return POSATTN_ERR_SIZE;
+    if (axes < 1 || axes > 4) return POSATTN_ERR_AXES;
+    if ((uint64_t)n_heads > (uint64_t)PTRDIFF_MAX / sizeof(float) / (uint64_t)axes) return POSATTN_ERR_OVERFLOW;
+    /* Contiguous groups: axis a gets heads [a*g + min(a, r), (a+1)*g + min(a+1, r)), g = H / A, r = H % A. */
+    int64_t g = n_heads / axes, r = n_heads % axes, h = 0;
+    for (int64_t a = 0; a < axes; ++a) {
+        int64_t count = g + (a < r);
+        for (int64_t n = 0; n < count; ++n, ++h) {
+            for (int64_t b = 0; b < axes; ++b) weights[h * axes + b] = b == a ? 1.0f : 0.0f;
+        }
     }
     return POSATTN_OK;
 }

@@ -7,6 +7,7 @@
 #ifndef POSATTN_KERNELS_H
 #define POSATTN_KERNELS_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "posattn.h"
@@ -31,18 +32,55 @@ typedef struct posattn_key_positions {
     int64_t k_pos_stride;
 } posattn_key_positions;
 
-/* One row of the external bias: bias[j] = -slope * |q_pos - k_j| for j in [0, nk). slope != 0. */
+/*
+ * N-D positions of a row (A = 2..4 axes with a non-zero weight; axes == 0 means the 1-D fields of the row apply).
+ * Key j's coordinate on kept axis a is keys.k_pos[j * keys.k_pos_stride + offset[a]] (k_pos is never NULL here);
+ * the last key's position holds k_len floats, so no path reads past keys.k_pos[(nk-1)*stride + k_len). The API has
+ * dropped the axes whose weight is 0 (they are never read), kept the order of the others, and folded the metric
+ * into w: for L2, w holds |w| (the square makes the sign irrelevant, bit for bit).
+ *     L1: dist = w[0]|q[0]-k[0]| + w[1]|q[1]-k[1]| + ...            (left to right)
+ *     L2: dist = sqrt((w[0](q[0]-k[0]))^2 + (w[1](q[1]-k[1]))^2 + ...)
+ * one rounding per operation, no FMA, the products skipped when weighted == 0 (all kept weights are 1: exact).
+ * Every ISA follows posattn_alibi_dist_nd below operation for operation (the hardware square root is correctly
+ * rounded, as sqrtf), so N-D biases are bit-identical across ISAs.
+ */
+typedef struct posattn_nd_positions {
+    int axes;     /* 0 (1-D row) or 2..4 */
+    int l2;       /* metric L2 */
+    int weighted; /* some kept w differs from 1 */
+    int k_len;    /* floats in one key position (A, before dropping axes) */
+    int offset[4];
+    float q[4];
+    float w[4];
+} posattn_nd_positions;
+
+static inline float posattn_alibi_dist_nd(const posattn_nd_positions *nd, const float *key) {
+    float acc = 0.0f;
+    for (int a = 0; a < nd->axes; ++a) {
+        float t = nd->q[a] - key[nd->offset[a]];
+        if (!nd->l2) t = fabsf(t);
+        if (nd->weighted) t = nd->w[a] * t;
+        if (nd->l2) t = t * t;
+        acc = a == 0 ? t : acc + t;
+    }
+    return nd->l2 ? sqrtf(acc) : acc;
+}
+
+/* One row of the external bias: bias[j] = -slope * |q_pos - k_j| for j in [0, nk) (1-D), or -slope * dist_j with
+ * the N-D distance of nd when nd.axes >= 2 (q_pos unused). slope != 0. */
 typedef struct posattn_bias_row {
     float *bias;
     int64_t nk;
     float slope;
     float q_pos;
     posattn_key_positions keys;
+    posattn_nd_positions nd;
 } posattn_bias_row;
 
 /*
  * One row of the fused softmax. Keys outside [lo, hi) are written as exactly 0. Inside:
- *   x = scale * s[j]; if softcap > 0: x = softcap * tanh(x / softcap); if slope != 0: x -= slope * |q_pos - k_j|;
+ *   x = scale * s[j]; if softcap > 0: x = softcap * tanh(x / softcap); if slope != 0: x -= slope * |q_pos - k_j|
+ *   (or x -= slope * dist_j for N-D rows, nd.axes >= 2);
  *   if mask: x = (M[j] == -inf) ? -inf : x + mask_scale * M[j]
  * then the softmax with an optional sink. probs may equal scores (in place). A NaN logit or sink makes the row's
  * outputs and lse NaN, also when the maximum skipped it (max instructions ignore NaN); a row whose maximum is
@@ -64,6 +102,7 @@ typedef struct posattn_softmax_row {
     int has_sink;
     float sink;
     float *lse; /* NULL or where the row's log-sum-exp goes */
+    posattn_nd_positions nd; /* nd.axes >= 2: the bias is -slope * (N-D distance), q_pos unused */
 } posattn_softmax_row;
 
 typedef void (*posattn_slopes_fn)(int64_t n_heads, float max_bias, float *slopes);

@@ -27,6 +27,7 @@ const char *posattn_status_string(posattn_status status) {
     case POSATTN_ERR_SECTIONS: return "rotary sections do not cover D_rot/2 pairs, or an axis is out of range";
     case POSATTN_ERR_BASE: return "frequency base is not positive and finite";
     case POSATTN_ERR_BLOCK: return "LieRE block size outside 2..64 or not dividing the rotated dimensions";
+    case POSATTN_ERR_WEIGHTS: return "axis weights NaN or infinite, or negative with metric L1";
     }
     return "unknown status";
 }

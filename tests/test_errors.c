@@ -231,10 +231,11 @@ START_TEST(test_softmax_errors) {
         SOFTMAX_CASE(POSATTN_ERR_WINDOW, c.options.window = -1);
         SOFTMAX_CASE(POSATTN_ERR_WINDOW, c.options.window = INT64_MIN);
 
-        /* AXES: this version supports one axis (0 means 1) */
-        SOFTMAX_CASE(POSATTN_ERR_AXES, c.positions.axes = 2);
-        SOFTMAX_CASE(POSATTN_ERR_AXES, c.positions.axes = 3);
-        SOFTMAX_CASE(POSATTN_ERR_AXES, c.positions.axes = 4);
+        /* AXES: 1..4 (0 means 1); N-D positions need both q and k (the default positions have one axis). Valid
+         * N-D cases are in test_nd.c. */
+        SOFTMAX_CASE(POSATTN_ERR_AXES, c.positions.axes = 2, c.positions.q = NULL);
+        SOFTMAX_CASE(POSATTN_ERR_AXES, c.positions.axes = 3, c.positions.k = NULL);
+        SOFTMAX_CASE(POSATTN_ERR_AXES, c.positions.axes = 4, c.positions.q = NULL, c.positions.k = NULL);
         SOFTMAX_CASE(POSATTN_ERR_AXES, c.positions.axes = 5);
         SOFTMAX_CASE(POSATTN_ERR_AXES, c.positions.axes = -1);
 
@@ -344,7 +345,7 @@ START_TEST(test_bias_errors) {
         BIAS_CASE(POSATTN_ERR_OVERLAP, c.positions.q = a + AT_PROBS + 1);
         BIAS_CASE(POSATTN_ERR_OVERLAP, c.positions.k = a + AT_PROBS + 27);
         BIAS_CASE(POSATTN_ERR_OVERLAP, c.positions.weights = a + AT_PROBS + 28);
-        BIAS_CASE(POSATTN_ERR_AXES, c.positions.axes = 2);
+        BIAS_CASE(POSATTN_ERR_AXES, c.positions.axes = 2, c.positions.k = NULL);
         BIAS_CASE(POSATTN_ERR_AXES, c.positions.axes = 5);
         BIAS_CASE(POSATTN_ERR_AXES, c.positions.axes = -1);
         BIAS_CASE(POSATTN_ERR_METRIC, c.positions.metric = (posattn_metric)7);

@@ -154,7 +154,148 @@ POSATTN_ALWAYS_INLINE void bias_row_body(const posattn_bias_row *row, int mode) 
     }
 }
 
+/* ---------------------------------------------------------------------------------------------------------- */
+/* N-D positions (2..4 axes)                                                                                    */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* Key coordinates of 8 keys. Positions at most 4 floats apart (packed, the common layout) come from S contiguous
+ * vectors (masked loads where the key array ends: no float past the last key's k_len is read), each axis picked
+ * from them by lane permutes and blends; wider strides gather each axis with 64-bit offsets. The distance follows
+ * posattn_alibi_dist_nd operation for operation (no FMA), so it is the scalar reference's bit for bit. */
+typedef struct nd_ctx {
+    const float *k_pos;
+    int64_t k_stride, k_len, nk;
+    int packed, weighted;
+    __m256i idx_i32x8[4];
+    __m256 from_f32x8[4][4]; /* lanes of axis a that come from loaded vector i */
+    int offset[4];
+    __m256i offsets_lo_i64x4, offsets_hi_i64x4;
+    __m256 q_f32x8[4], w_f32x8[4];
+} nd_ctx;
+
+static inline nd_ctx nd_context(const posattn_nd_positions *nd, const posattn_key_positions *keys, int64_t nk) {
+    nd_ctx c;
+    keys_ctx k = keys_context(keys);
+    c.k_pos = keys->k_pos;
+    c.k_stride = keys->k_pos_stride;
+    c.k_len = nd->k_len;
+    c.nk = nk;
+    c.packed = c.k_stride <= 4;
+    c.weighted = nd->weighted;
+    c.offsets_lo_i64x4 = k.offsets_lo_i64x4;
+    c.offsets_hi_i64x4 = k.offsets_hi_i64x4;
+    for (int a = 0; a < 4; ++a) {
+        int off = a < nd->axes ? nd->offset[a] : 0;
+        int32_t idx[8], from[4][8];
+        for (int l = 0; l < 8; ++l) {
+            int e = c.packed ? (int)c.k_stride * l + off : 0;
+            idx[l] = e & 7;
+            for (int i = 0; i < 4; ++i) from[i][l] = (e >> 3) == i ? -1 : 0;
+        }
+        c.idx_i32x8[a] = _mm256_loadu_si256((const __m256i *)idx);
+        for (int i = 0; i < 4; ++i) {
+            c.from_f32x8[a][i] = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)from[i]));
+        }
+        c.offset[a] = off;
+        c.q_f32x8[a] = _mm256_set1_ps(a < nd->axes ? nd->q[a] : 0.0f);
+        c.w_f32x8[a] = _mm256_set1_ps(a < nd->axes ? nd->w[a] : 1.0f);
+    }
+    return c;
+}
+
+static inline __m256 load_elements_f32x8(const float *p, int64_t avail) {
+    if (avail >= 8) return _mm256_loadu_ps(p);
+    if (avail <= 0) return _mm256_setzero_ps();
+    return _mm256_maskload_ps(p, active_lanes_i32x8(avail));
+}
+
+/* Distances of keys j..j+7 (lanes outside active may hold anything; their memory is not read). */
+POSATTN_ALWAYS_INLINE __m256 nd_dist_f32x8(const nd_ctx *c, int axes, int l2, int64_t j, __m256i active_i32x8) {
+    const float *base = c->k_pos + j * c->k_stride;
+    __m256 coord_f32x8[4];
+    if (c->packed) {
+        const int64_t S = c->k_stride;
+        int64_t avail = (c->nk - 1 - j) * S + c->k_len; /* floats readable from base */
+        __m256 v_f32x8[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int i = 0; i < 4; ++i) {
+            if (i < S) {
+                v_f32x8[i] = avail >= 8 * S ? _mm256_loadu_ps(base + 8 * i)
+                                            : load_elements_f32x8(base + 8 * i, avail - 8 * i);
+            }
+        }
+        for (int a = 0; a < axes; ++a) {
+            __m256 r_f32x8 = _mm256_permutevar8x32_ps(v_f32x8[0], c->idx_i32x8[a]);
+            for (int i = 1; i < 4; ++i) {
+                if (i < S) {
+                    r_f32x8 = _mm256_blendv_ps(r_f32x8, _mm256_permutevar8x32_ps(v_f32x8[i], c->idx_i32x8[a]),
+                                               c->from_f32x8[a][i]);
+                }
+            }
+            coord_f32x8[a] = r_f32x8;
+        }
+    } else {
+        for (int a = 0; a < axes; ++a) {
+            const float *axis = base + c->offset[a];
+            __m128 lo_f32x4 = _mm256_mask_i64gather_ps(_mm_setzero_ps(), axis, c->offsets_lo_i64x4,
+                                                       _mm_castsi128_ps(_mm256_castsi256_si128(active_i32x8)), 4);
+            __m128 hi_f32x4 = _mm256_mask_i64gather_ps(_mm_setzero_ps(), axis, c->offsets_hi_i64x4,
+                                                       _mm_castsi128_ps(_mm256_extracti128_si256(active_i32x8, 1)), 4);
+            coord_f32x8[a] = _mm256_insertf128_ps(_mm256_castps128_ps256(lo_f32x4), hi_f32x4, 1);
+        }
+    }
+    __m256 acc_f32x8 = _mm256_setzero_ps();
+    for (int a = 0; a < axes; ++a) {
+        __m256 t_f32x8 = _mm256_sub_ps(c->q_f32x8[a], coord_f32x8[a]);
+        if (!l2) t_f32x8 = abs_f32x8(t_f32x8);
+        if (c->weighted) t_f32x8 = _mm256_mul_ps(c->w_f32x8[a], t_f32x8);
+        if (l2) t_f32x8 = _mm256_mul_ps(t_f32x8, t_f32x8);
+        acc_f32x8 = a == 0 ? t_f32x8 : _mm256_add_ps(acc_f32x8, t_f32x8);
+    }
+    return l2 ? _mm256_sqrt_ps(acc_f32x8) : acc_f32x8;
+}
+
+POSATTN_ALWAYS_INLINE void nd_bias_row_body(const posattn_bias_row *row, int axes, int l2) {
+    nd_ctx c = nd_context(&row->nd, &row->keys, row->nk);
+    const __m256 neg_slope_f32x8 = _mm256_set1_ps(-row->slope);
+    for (int64_t j = 0; j < row->nk; j += 8) {
+        __m256i active_i32x8 = active_lanes_i32x8(row->nk - j);
+        __m256 b_f32x8 = _mm256_mul_ps(neg_slope_f32x8, nd_dist_f32x8(&c, axes, l2, j, active_i32x8));
+        if (row->nk - j >= 8) {
+            _mm256_storeu_ps(row->bias + j, b_f32x8);
+        } else {
+            _mm256_maskstore_ps(row->bias + j, active_i32x8, b_f32x8);
+        }
+    }
+}
+
+#define POSATTN_ND_BIAS_VARIANT(axes, l2)                                                                          \
+    static __attribute__((noinline)) void nd_bias_row_##axes##_##l2(const posattn_bias_row *row) {                 \
+        nd_bias_row_body(row, axes, l2);                                                                           \
+    }
+POSATTN_ND_BIAS_VARIANT(2, 0)
+POSATTN_ND_BIAS_VARIANT(3, 0)
+POSATTN_ND_BIAS_VARIANT(4, 0)
+POSATTN_ND_BIAS_VARIANT(2, 1)
+POSATTN_ND_BIAS_VARIANT(3, 1)
+POSATTN_ND_BIAS_VARIANT(4, 1)
+#undef POSATTN_ND_BIAS_VARIANT
+
+static void nd_bias_row(const posattn_bias_row *row) {
+    switch (row->nd.axes * 2 + row->nd.l2) {
+    case 4: nd_bias_row_2_0(row); break;
+    case 5: nd_bias_row_2_1(row); break;
+    case 6: nd_bias_row_3_0(row); break;
+    case 7: nd_bias_row_3_1(row); break;
+    case 8: nd_bias_row_4_0(row); break;
+    default: nd_bias_row_4_1(row); break;
+    }
+}
+
 void posattn_alibi_bias_row_f32_avx2(const posattn_bias_row *row) {
+    if (row->nd.axes >= 2) {
+        nd_bias_row(row);
+        return;
+    }
     switch (keys_mode(&row->keys, row->nk)) {
     case KEYS_IOTA: bias_row_body(row, KEYS_IOTA); break;
     case KEYS_CONTIGUOUS: bias_row_body(row, KEYS_CONTIGUOUS); break;
@@ -515,6 +656,76 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
     if (row->lse) *row->lse = (float)((double)mx + log(sum));
 }
 
+/* N-D softmax rows: the logits of [lo, hi) into probs, as logits_f32x8 forms them with the N-D distance in place
+ * of |q - k| (one FMA for the bias and one for the mask, as the 1-D path). */
+POSATTN_ALWAYS_INLINE void nd_logits_row_body(const posattn_softmax_row *row, int axes, int l2) {
+    nd_ctx nd = nd_context(&row->nd, &row->keys, row->nk);
+    logits_ctx c;
+    c.scores = row->scores;
+    c.mask = row->mask;
+    c.scale_f32x8 = _mm256_set1_ps(row->scale);
+    c.cap_f32x8 = _mm256_set1_ps(row->softcap);
+    c.slope_f32x8 = _mm256_set1_ps(row->slope);
+    c.q_f32x8 = _mm256_setzero_ps();
+    c.mask_scale_f32x8 = _mm256_set1_ps(row->mask_scale);
+    const int softcap = row->softcap > 0.0f;
+    const int mask = !row->mask ? MASK_NONE : row->mask_is_f16 ? MASK_F16 : MASK_F32;
+    const __m256 zero_f32x8 = _mm256_setzero_ps();
+    for (int64_t j = row->lo; j < row->hi; j += 8) {
+        int64_t remaining = row->hi - j;
+        int full = remaining >= 8;
+        __m256i active_i32x8 = active_lanes_i32x8(remaining);
+        __m256 x_f32x8 =
+            logits_f32x8(&c, KEYS_NONE, MASK_NONE, softcap, j, remaining, active_i32x8, full, zero_f32x8);
+        x_f32x8 = _mm256_fnmadd_ps(c.slope_f32x8, nd_dist_f32x8(&nd, axes, l2, j, active_i32x8), x_f32x8);
+        if (mask != MASK_NONE) {
+            /* The mask step of logits_f32x8. */
+            __m256 m_f32x8;
+            if (mask == MASK_F32) {
+                const float *m = (const float *)row->mask + j;
+                m_f32x8 = full ? _mm256_loadu_ps(m) : _mm256_maskload_ps(m, active_i32x8);
+            } else {
+                const uint16_t *m = (const uint16_t *)row->mask + j;
+                uint16_t tail[8] = {0};
+                if (!full) memcpy(tail, m, (size_t)remaining * sizeof(uint16_t));
+                m_f32x8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(full ? m : tail)));
+            }
+            const __m256 neg_inf_f32x8 = _mm256_set1_ps(-INFINITY);
+            __m256 excluded_f32x8 = _mm256_cmp_ps(m_f32x8, neg_inf_f32x8, _CMP_EQ_OQ);
+            x_f32x8 = _mm256_fmadd_ps(c.mask_scale_f32x8, m_f32x8, x_f32x8);
+            x_f32x8 = _mm256_blendv_ps(x_f32x8, neg_inf_f32x8, excluded_f32x8);
+        }
+        if (full) {
+            _mm256_storeu_ps(row->probs + j, x_f32x8);
+        } else {
+            _mm256_maskstore_ps(row->probs + j, active_i32x8, x_f32x8);
+        }
+    }
+}
+
+#define POSATTN_ND_LOGITS_VARIANT(axes, l2)                                                                        \
+    static __attribute__((noinline)) void nd_logits_row_##axes##_##l2(const posattn_softmax_row *row) {            \
+        nd_logits_row_body(row, axes, l2);                                                                         \
+    }
+POSATTN_ND_LOGITS_VARIANT(2, 0)
+POSATTN_ND_LOGITS_VARIANT(3, 0)
+POSATTN_ND_LOGITS_VARIANT(4, 0)
+POSATTN_ND_LOGITS_VARIANT(2, 1)
+POSATTN_ND_LOGITS_VARIANT(3, 1)
+POSATTN_ND_LOGITS_VARIANT(4, 1)
+#undef POSATTN_ND_LOGITS_VARIANT
+
+static void nd_logits_row(const posattn_softmax_row *row) {
+    switch (row->nd.axes * 2 + row->nd.l2) {
+    case 4: nd_logits_row_2_0(row); break;
+    case 5: nd_logits_row_2_1(row); break;
+    case 6: nd_logits_row_3_0(row); break;
+    case 7: nd_logits_row_3_1(row); break;
+    case 8: nd_logits_row_4_0(row); break;
+    default: nd_logits_row_4_1(row); break;
+    }
+}
+
 /* Specialised variants for the common shapes: no softcap, keys at their indices or contiguous (or no bias, as
  * in ggml mode), any mask. Everything else (softcap, where tanh dominates; strided or > 2^24 key positions)
  * takes the generic variant, whose per-vector branches are loop-invariant. noinline keeps each variant a
@@ -539,6 +750,20 @@ static __attribute__((noinline)) void softmax_row_generic(const posattn_softmax_
 }
 
 void posattn_alibi_softmax_row_f32_avx2(const posattn_softmax_row *row) {
+    if (row->nd.axes >= 2 && row->slope != 0.0f) {
+        /* N-D: the logits once into probs (the coordinates cost more than the traffic), then the softmax of those
+         * logits in place, with nothing left to add: x = 1 * x is exact, so this is the fused result. */
+        nd_logits_row(row);
+        posattn_softmax_row rest = *row;
+        rest.scores = row->probs;
+        rest.scale = 1.0f;
+        rest.softcap = 0.0f;
+        rest.slope = 0.0f;
+        rest.mask = NULL;
+        rest.nd.axes = 0;
+        softmax_row_KEYS_NONE_MASK_NONE(&rest);
+        return;
+    }
     int keys = row->slope != 0.0f ? keys_mode(&row->keys, row->nk) : KEYS_NONE;
     int mask = !row->mask ? MASK_NONE : row->mask_is_f16 ? MASK_F16 : MASK_F32;
     if (row->softcap > 0.0f || keys == KEYS_IOTA_WIDE || keys == KEYS_STRIDED) {

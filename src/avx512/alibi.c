@@ -137,7 +137,189 @@ POSATTN_ALWAYS_INLINE void bias_row_body(const posattn_bias_row *row, int mode) 
     }
 }
 
+/* ---------------------------------------------------------------------------------------------------------- */
+/* N-D positions (2..4 axes)                                                                                    */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* Key coordinates of 16 keys. Positions at most 4 floats apart (packed, the common layout) come from S contiguous
+ * vectors (masked where the key array ends: no float past the last key's k_len is read) split by two-source
+ * permutes; wider strides gather each axis with 64-bit offsets. The distance follows posattn_alibi_dist_nd
+ * operation for operation, so the result is the scalar reference's bit for bit. */
+typedef struct nd_ctx {
+    const float *k_pos;
+    int64_t k_stride, k_len, nk;
+    int packed, weighted;
+    __m512i idx_i32x16[4];
+    __mmask16 hi[4];
+    int offset[4];
+    __m512i offsets_lo_i64x8, offsets_hi_i64x8;
+    __m512 q_f32x16[4], w_f32x16[4];
+} nd_ctx;
+
+static inline nd_ctx nd_context(const posattn_nd_positions *nd, const posattn_key_positions *keys, int64_t nk) {
+    nd_ctx c;
+    c.k_pos = keys->k_pos;
+    c.k_stride = keys->k_pos_stride;
+    c.k_len = nd->k_len;
+    c.nk = nk;
+    c.packed = c.k_stride <= 4;
+    c.weighted = nd->weighted;
+    __m512i stride_i64x8 = _mm512_set1_epi64(c.k_stride);
+    c.offsets_lo_i64x8 = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), stride_i64x8);
+    c.offsets_hi_i64x8 = _mm512_mullo_epi64(_mm512_setr_epi64(8, 9, 10, 11, 12, 13, 14, 15), stride_i64x8);
+    for (int a = 0; a < 4; ++a) {
+        int off = a < nd->axes ? nd->offset[a] : 0;
+        int32_t idx[16];
+        unsigned hi = 0;
+        for (int l = 0; l < 16; ++l) {
+            int e = (int)c.k_stride * l + off;
+            idx[l] = e & 31;
+            if (e >= 32) hi |= 1u << l;
+        }
+        c.idx_i32x16[a] = _mm512_loadu_si512(idx);
+        c.hi[a] = (__mmask16)hi;
+        c.offset[a] = off;
+        c.q_f32x16[a] = _mm512_set1_ps(a < nd->axes ? nd->q[a] : 0.0f);
+        c.w_f32x16[a] = _mm512_set1_ps(a < nd->axes ? nd->w[a] : 1.0f);
+    }
+    return c;
+}
+
+static inline __mmask16 elements_mask(int64_t avail, int64_t first) {
+    int64_t n = avail - first;
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : tail_mask(n);
+}
+
+/* Distances of keys j..j+15 (lanes outside active may hold anything; their memory is not read). */
+POSATTN_ALWAYS_INLINE __m512 nd_dist_f32x16(const nd_ctx *c, int axes, int l2, int64_t j, __mmask16 active) {
+    const float *base = c->k_pos + j * c->k_stride;
+    __m512 coord_f32x16[4];
+    if (c->packed) {
+        const int64_t S = c->k_stride;
+        int64_t avail = (c->nk - 1 - j) * S + c->k_len; /* floats readable from base */
+        __m512 v0_f32x16, v1_f32x16, v2_f32x16, v3_f32x16;
+        if (avail >= 16 * S) {
+            v0_f32x16 = _mm512_loadu_ps(base);
+            v1_f32x16 = _mm512_loadu_ps(base + 16);
+            v2_f32x16 = S > 2 ? _mm512_loadu_ps(base + 32) : v1_f32x16;
+            v3_f32x16 = S > 3 ? _mm512_loadu_ps(base + 48) : v2_f32x16;
+        } else {
+            v0_f32x16 = _mm512_maskz_loadu_ps(elements_mask(avail, 0), base);
+            v1_f32x16 = _mm512_maskz_loadu_ps(elements_mask(avail, 16), base + 16);
+            v2_f32x16 = S > 2 ? _mm512_maskz_loadu_ps(elements_mask(avail, 32), base + 32) : v1_f32x16;
+            v3_f32x16 = S > 3 ? _mm512_maskz_loadu_ps(elements_mask(avail, 48), base + 48) : v2_f32x16;
+        }
+        for (int a = 0; a < axes; ++a) {
+            __m512 r_f32x16 = _mm512_permutex2var_ps(v0_f32x16, c->idx_i32x16[a], v1_f32x16);
+            if (S > 2) {
+                r_f32x16 = _mm512_mask_mov_ps(r_f32x16, c->hi[a],
+                                              _mm512_permutex2var_ps(v2_f32x16, c->idx_i32x16[a], v3_f32x16));
+            }
+            coord_f32x16[a] = r_f32x16;
+        }
+    } else {
+        for (int a = 0; a < axes; ++a) {
+            const float *axis = base + c->offset[a];
+            __m256 lo_f32x8 = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), (__mmask8)active, c->offsets_lo_i64x8,
+                                                       axis, 4);
+            __m256 hi_f32x8 = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), (__mmask8)(active >> 8),
+                                                       c->offsets_hi_i64x8, axis, 4);
+            coord_f32x16[a] = _mm512_insertf32x8(_mm512_castps256_ps512(lo_f32x8), hi_f32x8, 1);
+        }
+    }
+    __m512 acc_f32x16 = _mm512_setzero_ps();
+    for (int a = 0; a < axes; ++a) {
+        __m512 t_f32x16 = _mm512_sub_ps(c->q_f32x16[a], coord_f32x16[a]);
+        if (!l2) t_f32x16 = _mm512_abs_ps(t_f32x16);
+        if (c->weighted) t_f32x16 = _mm512_mul_ps(c->w_f32x16[a], t_f32x16);
+        if (l2) t_f32x16 = _mm512_mul_ps(t_f32x16, t_f32x16);
+        acc_f32x16 = a == 0 ? t_f32x16 : _mm512_add_ps(acc_f32x16, t_f32x16);
+    }
+    return l2 ? _mm512_sqrt_ps(acc_f32x16) : acc_f32x16;
+}
+
+POSATTN_ALWAYS_INLINE void nd_bias_row_body(const posattn_bias_row *row, int axes, int l2) {
+    nd_ctx c = nd_context(&row->nd, &row->keys, row->nk);
+    const __m512 neg_slope_f32x16 = _mm512_set1_ps(-row->slope);
+    for (int64_t j = 0; j < row->nk; j += 16) {
+        __mmask16 active = row->nk - j >= 16 ? (__mmask16)0xffff : tail_mask(row->nk - j);
+        __m512 b_f32x16 = _mm512_mul_ps(neg_slope_f32x16, nd_dist_f32x16(&c, axes, l2, j, active));
+        _mm512_mask_storeu_ps(row->bias + j, active, b_f32x16);
+    }
+}
+
+/* The logits of [lo, hi) into probs, with the scalar logit()'s operations in its order. */
+POSATTN_ALWAYS_INLINE void nd_logits_row_body(const posattn_softmax_row *row, int axes, int l2) {
+    nd_ctx c = nd_context(&row->nd, &row->keys, row->nk);
+    const __m512 scale_f32x16 = _mm512_set1_ps(row->scale);
+    const __m512 cap_f32x16 = _mm512_set1_ps(row->softcap);
+    const __m512 slope_f32x16 = _mm512_set1_ps(row->slope);
+    const __m512 mask_scale_f32x16 = _mm512_set1_ps(row->mask_scale);
+    const int softcap = row->softcap > 0.0f;
+    for (int64_t j = row->lo; j < row->hi; j += 16) {
+        __mmask16 active = row->hi - j >= 16 ? (__mmask16)0xffff : tail_mask(row->hi - j);
+        __m512 x_f32x16 = _mm512_mul_ps(scale_f32x16, _mm512_maskz_loadu_ps(active, row->scores + j));
+        if (softcap) {
+            x_f32x16 = _mm512_mul_ps(cap_f32x16, Sleef_tanhf16_u10avx512f(_mm512_div_ps(x_f32x16, cap_f32x16)));
+        }
+        x_f32x16 = _mm512_sub_ps(x_f32x16, _mm512_mul_ps(slope_f32x16, nd_dist_f32x16(&c, axes, l2, j, active)));
+        if (row->mask) {
+            __m512 m_f32x16;
+            if (row->mask_is_f16) {
+                m_f32x16 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(active, (const uint16_t *)row->mask + j));
+            } else {
+                m_f32x16 = _mm512_maskz_loadu_ps(active, (const float *)row->mask + j);
+            }
+            __mmask16 excluded = _mm512_cmp_ps_mask(m_f32x16, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ);
+            __m512 term_f32x16 = _mm512_maskz_mul_ps((__mmask16)~excluded, mask_scale_f32x16, m_f32x16);
+            x_f32x16 = _mm512_mask_add_ps(m_f32x16, (__mmask16)~excluded, x_f32x16, term_f32x16);
+        }
+        _mm512_mask_storeu_ps(row->probs + j, active, x_f32x16);
+    }
+}
+
+#define POSATTN_ND_VARIANT(axes, l2)                                                                               \
+    static __attribute__((noinline)) void nd_bias_row_##axes##_##l2(const posattn_bias_row *row) {                 \
+        nd_bias_row_body(row, axes, l2);                                                                           \
+    }                                                                                                              \
+    static __attribute__((noinline)) void nd_logits_row_##axes##_##l2(const posattn_softmax_row *row) {            \
+        nd_logits_row_body(row, axes, l2);                                                                         \
+    }
+POSATTN_ND_VARIANT(2, 0)
+POSATTN_ND_VARIANT(3, 0)
+POSATTN_ND_VARIANT(4, 0)
+POSATTN_ND_VARIANT(2, 1)
+POSATTN_ND_VARIANT(3, 1)
+POSATTN_ND_VARIANT(4, 1)
+#undef POSATTN_ND_VARIANT
+
+static void nd_bias_row(const posattn_bias_row *row) {
+    switch (row->nd.axes * 2 + row->nd.l2) {
+    case 4: nd_bias_row_2_0(row); break;
+    case 5: nd_bias_row_2_1(row); break;
+    case 6: nd_bias_row_3_0(row); break;
+    case 7: nd_bias_row_3_1(row); break;
+    case 8: nd_bias_row_4_0(row); break;
+    default: nd_bias_row_4_1(row); break;
+    }
+}
+
+static void nd_logits_row(const posattn_softmax_row *row) {
+    switch (row->nd.axes * 2 + row->nd.l2) {
+    case 4: nd_logits_row_2_0(row); break;
+    case 5: nd_logits_row_2_1(row); break;
+    case 6: nd_logits_row_3_0(row); break;
+    case 7: nd_logits_row_3_1(row); break;
+    case 8: nd_logits_row_4_0(row); break;
+    default: nd_logits_row_4_1(row); break;
+    }
+}
+
 void posattn_alibi_bias_row_f32_avx512(const posattn_bias_row *row) {
+    if (row->nd.axes >= 2) {
+        nd_bias_row(row);
+        return;
+    }
     switch (keys_mode(&row->keys, row->nk)) {
     case KEYS_IOTA: bias_row_body(row, KEYS_IOTA); break;
     case KEYS_CONTIGUOUS: bias_row_body(row, KEYS_CONTIGUOUS); break;
@@ -497,6 +679,20 @@ static __attribute__((noinline)) void softmax_row_generic(const posattn_softmax_
 }
 
 void posattn_alibi_softmax_row_f32_avx512(const posattn_softmax_row *row) {
+    if (row->nd.axes >= 2 && row->slope != 0.0f) {
+        /* N-D: the logits once into probs (the coordinates cost more than the traffic), then the softmax of those
+         * logits in place, with nothing left to add: x = 1 * x is exact, so this is the fused result. */
+        nd_logits_row(row);
+        posattn_softmax_row rest = *row;
+        rest.scores = row->probs;
+        rest.scale = 1.0f;
+        rest.softcap = 0.0f;
+        rest.slope = 0.0f;
+        rest.mask = NULL;
+        rest.nd.axes = 0;
+        softmax_row_KEYS_NONE_MASK_NONE(&rest);
+        return;
+    }
     int keys = row->slope != 0.0f ? keys_mode(&row->keys, row->nk) : KEYS_NONE;
     int mask = !row->mask ? MASK_NONE : row->mask_is_f16 ? MASK_F16 : MASK_F32;
     if (row->softcap > 0.0f || keys == KEYS_IOTA_WIDE || keys == KEYS_STRIDED) {

@@ -289,7 +289,111 @@ static inline void scale_row(float *probs, int64_t lo, int64_t hi, double sum) {
     for (; j < hi; ++j) probs[j] = probs[j] < below ? 0.0f : probs[j] * inv;
 }
 
+/* ---------------------------------------------------------------------------------------------------------- */
+/* N-D positions (2..4 axes)                                                                                    */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* Coordinates of keys j..j+3 along the kept axes: packed positions (stride 2..4) through one de-interleaving
+ * vld2q/vld3q/vld4q when the 4 S floats exist, otherwise lane by lane (n < 4 keys: the padding lanes are 0). */
+static inline void nd_coords_f32x4(const posattn_nd_positions *nd, const posattn_key_positions *keys, int64_t nk,
+                                   int64_t j, int64_t n, float32x4_t coord_f32x4[4]) {
+    const int64_t S = keys->k_pos_stride;
+    const float *base = keys->k_pos + j * S;
+    if (n == 4 && S >= 2 && S <= 4 && (nk - 1 - j) * S + nd->k_len >= 4 * S) {
+        float32x4_t v_f32x4[4];
+        if (S == 2) {
+            float32x4x2_t v = vld2q_f32(base);
+            v_f32x4[0] = v.val[0], v_f32x4[1] = v.val[1];
+        } else if (S == 3) {
+            float32x4x3_t v = vld3q_f32(base);
+            v_f32x4[0] = v.val[0], v_f32x4[1] = v.val[1], v_f32x4[2] = v.val[2];
+        } else {
+            float32x4x4_t v = vld4q_f32(base);
+            v_f32x4[0] = v.val[0], v_f32x4[1] = v.val[1], v_f32x4[2] = v.val[2], v_f32x4[3] = v.val[3];
+        }
+        for (int a = 0; a < nd->axes; ++a) coord_f32x4[a] = v_f32x4[nd->offset[a]];
+        return;
+    }
+    for (int a = 0; a < nd->axes; ++a) {
+        float lanes[4] = {0, 0, 0, 0};
+        for (int64_t l = 0; l < n; ++l) lanes[l] = base[l * S + nd->offset[a]];
+        coord_f32x4[a] = vld1q_f32(lanes);
+    }
+}
+
+/* The N-D distance of keys j..j+3, posattn_alibi_dist_nd operation for operation (FABD rounds |q - k| once, as
+ * fabsf(q - k) does; FSQRT is correctly rounded), so bit-identical to the scalar reference. */
+static inline float32x4_t nd_dist_f32x4(const posattn_nd_positions *nd, const posattn_key_positions *keys, int64_t nk,
+                                        int64_t j, int64_t n) {
+    float32x4_t coord_f32x4[4];
+    nd_coords_f32x4(nd, keys, nk, j, n, coord_f32x4);
+    float32x4_t acc_f32x4 = vdupq_n_f32(0.0f);
+    for (int a = 0; a < nd->axes; ++a) {
+        float32x4_t q_f32x4 = vdupq_n_f32(nd->q[a]);
+        float32x4_t t_f32x4 = nd->l2 ? vsubq_f32(q_f32x4, coord_f32x4[a]) : vabdq_f32(q_f32x4, coord_f32x4[a]);
+        if (nd->weighted) t_f32x4 = vmulq_f32(vdupq_n_f32(nd->w[a]), t_f32x4);
+        if (nd->l2) t_f32x4 = vmulq_f32(t_f32x4, t_f32x4);
+        acc_f32x4 = a == 0 ? t_f32x4 : vaddq_f32(acc_f32x4, t_f32x4);
+    }
+    return nd->l2 ? vsqrtq_f32(acc_f32x4) : acc_f32x4;
+}
+
+static void nd_bias_row(const posattn_bias_row *row) {
+    const float32x4_t neg_slope_f32x4 = vdupq_n_f32(-row->slope);
+    for (int64_t j = 0; j < row->nk; j += 4) {
+        int64_t n = row->nk - j < 4 ? row->nk - j : 4;
+        float32x4_t b_f32x4 = vmulq_f32(neg_slope_f32x4, nd_dist_f32x4(&row->nd, &row->keys, row->nk, j, n));
+        if (n == 4) {
+            vst1q_f32(row->bias + j, b_f32x4);
+        } else {
+            float lanes[4];
+            vst1q_f32(lanes, b_f32x4);
+            for (int64_t l = 0; l < n; ++l) row->bias[j + l] = lanes[l];
+        }
+    }
+}
+
+/* The logits of [lo, hi) into probs, as logits_from_f32x4 forms them with the N-D distance for |q - k|. */
+static void nd_logits_row(const posattn_softmax_row *row) {
+    const logit_params p = {
+        .scores = row->scores,
+        .mask = NULL,
+        .has_softcap = row->softcap > 0.0f,
+        .has_bias = 0,
+        .scale_f32x4 = vdupq_n_f32(row->scale),
+        .softcap_f32x4 = vdupq_n_f32(row->softcap),
+    };
+    const float32x4_t slope_f32x4 = vdupq_n_f32(row->slope), mask_scale_f32x4 = vdupq_n_f32(row->mask_scale);
+    const float32x4_t zero_f32x4 = vdupq_n_f32(0.0f), minus_inf_f32x4 = vdupq_n_f32(-INFINITY);
+    for (int64_t j = row->lo; j < row->hi; j += 4) {
+        int64_t n = row->hi - j < 4 ? row->hi - j : 4;
+        float s_buf[4] = {0}, m_buf[4] = {0};
+        uint16_t h_buf[4] = {0};
+        for (int64_t l = 0; l < n; ++l) {
+            s_buf[l] = row->scores[j + l];
+            if (row->mask && row->mask_is_f16) h_buf[l] = ((const uint16_t *)row->mask)[j + l];
+            if (row->mask && !row->mask_is_f16) m_buf[l] = ((const float *)row->mask)[j + l];
+        }
+        float32x4_t x_f32x4 = logits_from_f32x4(&p, vld1q_f32(s_buf), zero_f32x4, zero_f32x4);
+        x_f32x4 = vsubq_f32(x_f32x4, vmulq_f32(slope_f32x4, nd_dist_f32x4(&row->nd, &row->keys, row->nk, j, n)));
+        if (row->mask) {
+            float32x4_t m_f32x4 =
+                row->mask_is_f16 ? vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h_buf))) : vld1q_f32(m_buf);
+            uint32x4_t excluded_u32x4 = vceqq_f32(m_f32x4, minus_inf_f32x4);
+            x_f32x4 = vbslq_f32(excluded_u32x4, minus_inf_f32x4,
+                                vaddq_f32(x_f32x4, vmulq_f32(mask_scale_f32x4, m_f32x4)));
+        }
+        float lanes[4];
+        vst1q_f32(lanes, x_f32x4);
+        for (int64_t l = 0; l < n; ++l) row->probs[j + l] = lanes[l];
+    }
+}
+
 void posattn_alibi_bias_row_f32_neon(const posattn_bias_row *row) {
+    if (row->nd.axes >= 2) {
+        nd_bias_row(row);
+        return;
+    }
     float *bias = row->bias;
     const int64_t nk = row->nk;
     const float32x4_t neg_slope_f32x4 = vdupq_n_f32(-row->slope);
@@ -308,6 +412,20 @@ void posattn_alibi_bias_row_f32_neon(const posattn_bias_row *row) {
 }
 
 void posattn_alibi_softmax_row_f32_neon(const posattn_softmax_row *row) {
+    if (row->nd.axes >= 2 && row->slope != 0.0f) {
+        /* N-D: the logits once into probs (the coordinates cost more than the traffic), then the softmax of those
+         * logits in place, with nothing left to add: x = 1 * x is exact, so this is the fused result. */
+        nd_logits_row(row);
+        posattn_softmax_row rest = *row;
+        rest.scores = row->probs;
+        rest.scale = 1.0f;
+        rest.softcap = 0.0f;
+        rest.slope = 0.0f;
+        rest.mask = NULL;
+        rest.nd.axes = 0;
+        posattn_alibi_softmax_row_f32_neon(&rest);
+        return;
+    }
     float *probs = row->probs;
     const int64_t lo = row->lo, hi = row->hi;
     /* Keys outside [lo, hi) are never read, so zeroing them first is safe in place too. */

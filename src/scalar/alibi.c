@@ -21,6 +21,13 @@ static inline float key_position(const posattn_key_positions *keys, int64_t j) {
 }
 
 void posattn_alibi_bias_row_f32_scalar(const posattn_bias_row *row) {
+    if (row->nd.axes >= 2) {
+        const float *k = row->keys.k_pos;
+        for (int64_t j = 0; j < row->nk; ++j) {
+            row->bias[j] = -row->slope * posattn_alibi_dist_nd(&row->nd, k + j * row->keys.k_pos_stride);
+        }
+        return;
+    }
     for (int64_t j = 0; j < row->nk; ++j) {
         row->bias[j] = -row->slope * fabsf(row->q_pos - key_position(&row->keys, j));
     }
@@ -29,7 +36,12 @@ void posattn_alibi_bias_row_f32_scalar(const posattn_bias_row *row) {
 static float logit(const posattn_softmax_row *row, int64_t j) {
     float x = row->scale * row->scores[j];
     if (row->softcap > 0.0f) x = row->softcap * tanhf(x / row->softcap);
-    if (row->slope != 0.0f) x -= row->slope * fabsf(row->q_pos - key_position(&row->keys, j));
+    if (row->slope != 0.0f) {
+        float dist = row->nd.axes >= 2
+                         ? posattn_alibi_dist_nd(&row->nd, row->keys.k_pos + j * row->keys.k_pos_stride)
+                         : fabsf(row->q_pos - key_position(&row->keys, j));
+        x -= row->slope * dist;
+    }
     if (row->mask) {
         float m = row->mask_is_f16 ? posattn_f16_to_f32(((const uint16_t *)row->mask)[j])
                                    : ((const float *)row->mask)[j];
