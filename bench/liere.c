@@ -265,7 +265,6 @@ static const pab_case *liere_at(size_t i) {
 typedef struct liere_ctx {
     const liere_impl *im;
     liere_data *d;
-    int backward; /* apply alternates directions so q and k stay the same on average */
     float sink;
 } liere_ctx;
 
@@ -292,11 +291,10 @@ static posattn_status liere_run_once(liere_ctx *x) {
         return posattn_liere_rotations(LIERE_TOK, LIERE_AXES, d->pos, 0, s->n_gen, s->block, LIERE_DIM, d->gens,
                                        d->rot, 0, NULL, 0, LIERE_TOK);
     case OP_APPLY: {
-        posattn_liere_options o = {0};
-        o.flags = x->backward ? POSATTN_LIERE_BACKWARD : 0;
-        x->backward = !x->backward;
+        /* Forward every call: rotations keep norms, so q and k stay bounded (no drift to infinities or
+         * subnormals over the iterations). */
         return posattn_liere_apply(LIERE_TOK, LIERE_DIM, 0, LIERE_DIM, s->block, d->q, LIERE_HEADS, 0, 0, d->k,
-                                   LIERE_HEADS, 0, 0, d->rot, 0, s->n_gen, &o, 0, LIERE_TOK);
+                                   LIERE_HEADS, 0, 0, d->rot, 0, s->n_gen, NULL, 0, LIERE_TOK);
     }
     }
     return POSATTN_OK;

@@ -62,9 +62,10 @@
 /* Small GEMM: C = A B on b x b matrices with row length ld (a multiple of LIERE_W, padding columns zero)        */
 /* ---------------------------------------------------------------------------------------------------------- */
 
-/* A tile of NI rows x NJ vectors of columns, accumulated over k in registers. */
+/* A tile of NI rows x NJ vectors of columns, accumulated over k in registers. With ta, A is read transposed
+ * (C = A^T B). */
 LIERE_INLINE void gemm_tile(const float *a, const float *bm, float *c, int64_t n, int64_t ld, int64_t i0,
-                            int64_t j0, const int ni, const int nj) {
+                            int64_t j0, const int ni, const int nj, const int ta) {
     vf acc[4][4];
     for (int i = 0; i < ni; ++i)
         for (int j = 0; j < nj; ++j) acc[i][j] = vf_zero();
@@ -72,7 +73,7 @@ LIERE_INLINE void gemm_tile(const float *a, const float *bm, float *c, int64_t n
         vf brow[4];
         for (int j = 0; j < nj; ++j) brow[j] = vf_load(bm + k * ld + j0 + j * LIERE_W);
         for (int i = 0; i < ni; ++i) {
-            vf aik = vf_set1(a[(i0 + i) * ld + k]);
+            vf aik = vf_set1(ta ? a[k * ld + i0 + i] : a[(i0 + i) * ld + k]);
             for (int j = 0; j < nj; ++j) acc[i][j] = vf_fma(aik, brow[j], acc[i][j]);
         }
     }
@@ -80,22 +81,30 @@ LIERE_INLINE void gemm_tile(const float *a, const float *bm, float *c, int64_t n
         for (int j = 0; j < nj; ++j) vf_store(c + (i0 + i) * ld + j0 + j * LIERE_W, acc[i][j]);
 }
 
-#define LIERE_GEMM_COLS(NI)                                                                                        \
+#define LIERE_GEMM_COLS(NI, TA)                                                                                    \
     do {                                                                                                           \
         int64_t j0 = 0;                                                                                            \
-        for (; j0 + 4 * LIERE_W <= ld; j0 += 4 * LIERE_W) gemm_tile(a, bm, c, n, ld, i0, j0, NI, 4);             \
+        for (; j0 + 4 * LIERE_W <= ld; j0 += 4 * LIERE_W) gemm_tile(a, bm, c, n, ld, i0, j0, NI, 4, TA);         \
         switch ((ld - j0) / LIERE_W) {                                                                             \
-        case 3: gemm_tile(a, bm, c, n, ld, i0, j0, NI, 3); break;                                                  \
-        case 2: gemm_tile(a, bm, c, n, ld, i0, j0, NI, 2); break;                                                  \
-        case 1: gemm_tile(a, bm, c, n, ld, i0, j0, NI, 1); break;                                                  \
+        case 3: gemm_tile(a, bm, c, n, ld, i0, j0, NI, 3, TA); break;                                              \
+        case 2: gemm_tile(a, bm, c, n, ld, i0, j0, NI, 2, TA); break;                                              \
+        case 1: gemm_tile(a, bm, c, n, ld, i0, j0, NI, 1, TA); break;                                              \
         default: break;                                                                                            \
         }                                                                                                          \
     } while (0)
 
+/* C = A B. */
 static void gemm(const float *a, const float *bm, float *c, int64_t n, int64_t ld) {
     int64_t i0 = 0;
-    for (; i0 + 4 <= n; i0 += 4) LIERE_GEMM_COLS(4);
-    for (; i0 < n; ++i0) LIERE_GEMM_COLS(1);
+    for (; i0 + 4 <= n; i0 += 4) LIERE_GEMM_COLS(4, 0);
+    for (; i0 < n; ++i0) LIERE_GEMM_COLS(1, 0);
+}
+
+/* C = A^T B. */
+static void gemm_tn(const float *a, const float *bm, float *c, int64_t n, int64_t ld) {
+    int64_t i0 = 0;
+    for (; i0 + 4 <= n; i0 += 4) LIERE_GEMM_COLS(4, 1);
+    for (; i0 < n; ++i0) LIERE_GEMM_COLS(1, 1);
 }
 
 /* ---------------------------------------------------------------------------------------------------------- */
@@ -143,9 +152,10 @@ static void rotation_scaling_squaring(const double *s, int64_t b, float *out, in
         if (!(sq <= 256)) sq = 256; /* infinite or absurd exponents: the result is NaN or meaningless anyway */
     }
     /* m0 = A, padded with zeros. */
+    const double scale = ldexp(1.0, -sq); /* exact: a power of two */
     memset(m0, 0, bytes);
     for (int64_t r = 0; r < b; ++r)
-        for (int64_t c = 0; c < b; ++c) m0[r * ld + c] = to_f32_flushed(ldexp(s[r * b + c], -sq));
+        for (int64_t c = 0; c < b; ++c) m0[r * ld + c] = to_f32_flushed(s[r * b + c] * scale);
     gemm(m0, m0, m1, b, ld); /* A^2 */
     gemm(m1, m0, m2, b, ld); /* A^3 */
     gemm(m1, m1, m3, b, ld); /* A^4 */
@@ -167,15 +177,12 @@ static void rotation_scaling_squaring(const double *s, int64_t b, float *out, in
         float *tmp = cur;
         cur = nxt, nxt = tmp;
     }
-    /* Newton-Schulz: R <- R (3 I - R^T R) / 2 (m2 = R^T, m3 = R^T R, then nxt = R m3'). Each step squares the
+    /* Newton-Schulz: R <- R (3 I - R^T R) / 2 (m3 = R^T R, then nxt = R m3'). Each step squares the
      * departure from orthogonality e, about 2^s b u after the squarings: one step suffices for s <= 6, two for
      * s <= 10, three beyond (up to ||S||_1 near 2^12, where e approaches 1 and the iteration stops converging). */
     const int steps = sq <= 6 ? 1 : (sq <= 10 ? 2 : 3);
-    memset(m2, 0, bytes);
     for (int step = 0; step < steps; ++step) {
-        for (int64_t r = 0; r < b; ++r)
-            for (int64_t c = 0; c < b; ++c) m2[c * ld + r] = cur[r * ld + c];
-        gemm(m2, cur, m3, b, ld);
+        gemm_tn(cur, cur, m3, b, ld);
         for (int64_t i = 0; i < b * ld; ++i) m3[i] = m3[i] * -0.5f;
         for (int64_t r = 0; r < b; ++r) m3[r * ld + r] += 1.5f;
         gemm(cur, m3, nxt, b, ld);
@@ -274,13 +281,17 @@ void LIERE_FN(posattn_liere_rot_token_f32_)(const posattn_liere_rot_token *t) {
 /* Apply                                                                                                        */
 /* ---------------------------------------------------------------------------------------------------------- */
 
-/* Heads processed together by a register tile. */
+/* Heads processed together by a register tile (an ISA with many registers may ask for more). */
+#ifndef LIERE_HEADS
 #define LIERE_HEADS 4
+#endif
+/* How far ahead apply prefetches coefficients: one 64 x 64 matrix. */
+#define LIERE_PREFETCH_FLOATS 4096
 
 /* Block j0..j0+b of NH heads, b a multiple of LIERE_W: tiles of NH heads x NR row vectors. Outputs go to y first
  * (the block's x is read until the last column), then back to x. */
 LIERE_INLINE void apply_tile(const float *coef, int64_t ld, int64_t d0, int64_t r0, int64_t b, float *const *x,
-                             float (*y)[POSATTN_LIERE_MAX_BLOCK], const int nh, const int nr) {
+                             float (*y)[POSATTN_LIERE_MAX_BLOCK], const int nh, const int nr, int prefetch) {
     vf acc[LIERE_HEADS][LIERE_TILE_ROWS];
     for (int h = 0; h < nh; ++h)
         for (int r = 0; r < nr; ++r) acc[h][r] = vf_zero();
@@ -288,6 +299,12 @@ LIERE_INLINE void apply_tile(const float *coef, int64_t ld, int64_t d0, int64_t 
     for (int64_t c = 0; c < b; ++c, cp += ld) {
         vf col[LIERE_TILE_ROWS];
         for (int r = 0; r < nr; ++r) col[r] = vf_load(cp + r * LIERE_W);
+        if (prefetch) {
+            /* The coefficients of the next set or token, LIERE_PREFETCH_FLOATS ahead: a stream the hardware
+             * prefetcher loses at page boundaries. Prefetches never fault, also past the end of the array. */
+            for (int r = 0; r < nr; ++r)
+                if ((r * LIERE_W) % 16 == 0) __builtin_prefetch(cp + r * LIERE_W + LIERE_PREFETCH_FLOATS, 0, 3);
+        }
         for (int h = 0; h < nh; ++h) {
             vf xc = vf_set1(x[h][d0 + c]);
             for (int r = 0; r < nr; ++r) acc[h][r] = vf_fma(col[r], xc, acc[h][r]);
@@ -298,14 +315,14 @@ LIERE_INLINE void apply_tile(const float *coef, int64_t ld, int64_t d0, int64_t 
 }
 
 LIERE_INLINE void apply_wide_heads(const float *coef, int64_t ld, int64_t n_dims, int64_t b, float *const *x,
-                                   const int nh) {
+                                   const int nh, int prefetch) {
     float y[LIERE_HEADS][POSATTN_LIERE_MAX_BLOCK];
     for (int64_t d0 = 0; d0 < n_dims; d0 += b) {
         int64_t r0 = 0;
         for (; r0 + LIERE_TILE_ROWS * LIERE_W <= b; r0 += LIERE_TILE_ROWS * LIERE_W) {
-            apply_tile(coef, ld, d0, r0, b, x, y, nh, LIERE_TILE_ROWS);
+            apply_tile(coef, ld, d0, r0, b, x, y, nh, LIERE_TILE_ROWS, prefetch);
         }
-        for (; r0 < b; r0 += LIERE_W) apply_tile(coef, ld, d0, r0, b, x, y, nh, 1);
+        for (; r0 < b; r0 += LIERE_W) apply_tile(coef, ld, d0, r0, b, x, y, nh, 1, prefetch);
         for (int h = 0; h < nh; ++h) memcpy(x[h] + d0, y[h], (size_t)b * sizeof(float));
     }
 }
@@ -325,15 +342,16 @@ static void apply_plain(const float *coef, int64_t ld, int64_t d0, int64_t n_dim
 }
 
 /* Applies coefficients coef (C[c][d] at coef[c * ld + d], d < n_dims) to nx head vectors. */
-static void apply_heads(const float *coef, int64_t ld, int64_t n_dims, int64_t b, float *const *x, int64_t nx) {
-    if (b < 2 || b > POSATTN_LIERE_MAX_BLOCK || nx < 0 || nx > 16) __builtin_unreachable(); /* see apply_set */
+static void apply_heads(const float *coef, int64_t ld, int64_t n_dims, int64_t b, float *const *x, int64_t nx,
+                        int prefetch) {
+    if (b < 2 || b > POSATTN_LIERE_MAX_BLOCK || nx < 0 || nx > LIERE_HEADS * 4) __builtin_unreachable(); /* see apply_set */
     if (b % LIERE_W == 0) {
         for (int h = 0; h < (int)nx;) {
             if ((int)nx - h >= LIERE_HEADS) {
-                apply_wide_heads(coef, ld, n_dims, b, &x[h], LIERE_HEADS);
+                apply_wide_heads(coef, ld, n_dims, b, &x[h], LIERE_HEADS, prefetch && h == 0);
                 h += LIERE_HEADS;
             } else {
-                apply_wide_heads(coef, ld, n_dims, b, &x[h], 1);
+                apply_wide_heads(coef, ld, n_dims, b, &x[h], 1, prefetch && h == 0);
                 h += 1;
             }
         }
@@ -369,19 +387,20 @@ static void apply_set(const posattn_liere_apply_token *t, const float *coef, int
                       int64_t g) {
     head_batch hb;
     hb.n = 0;
+    int batches = 0; /* the first batch prefetches */
     const int64_t per_q = t->q_heads / t->n_gen;
     for (int64_t h = g * per_q; h < (g + 1) * per_q; ++h) {
         hb.x[hb.n++] = t->q + h * t->q_head_stride + off;
-        if (hb.n == LIERE_HEADS * 4) apply_heads(coef, ld, n_dims, t->block, hb.x, hb.n), hb.n = 0;
+        if (hb.n == LIERE_HEADS * 4) apply_heads(coef, ld, n_dims, t->block, hb.x, hb.n, !batches++), hb.n = 0;
     }
     if (t->k) {
         const int64_t per_k = t->k_heads / t->n_gen;
         for (int64_t h = g * per_k; h < (g + 1) * per_k; ++h) {
             hb.x[hb.n++] = t->k + h * t->k_head_stride + off;
-            if (hb.n == LIERE_HEADS * 4) apply_heads(coef, ld, n_dims, t->block, hb.x, hb.n), hb.n = 0;
+            if (hb.n == LIERE_HEADS * 4) apply_heads(coef, ld, n_dims, t->block, hb.x, hb.n, !batches++), hb.n = 0;
         }
     }
-    if (hb.n) apply_heads(coef, ld, n_dims, t->block, hb.x, hb.n);
+    if (hb.n) apply_heads(coef, ld, n_dims, t->block, hb.x, hb.n, !batches);
 }
 
 /* Transposed coefficients are built in chunks of whole blocks, at most this many floats. */

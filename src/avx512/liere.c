@@ -20,6 +20,7 @@
 #define LIERE_ISA avx512
 #define LIERE_W 16
 #define LIERE_TILE_ROWS 4
+#define LIERE_HEADS 6 /* tiles of 6 heads x 64 rows: 24 accumulators + 4 coefficient vectors of 32 zmm */
 #define LIERE_D_BATCH 8
 #define LIERE_HAVE_BLOCK_BCAST 1
 
