@@ -421,9 +421,15 @@ void LIERE_FN(posattn_liere_apply_token_f32_)(const posattn_liere_apply_token *t
         const int64_t chunk = blocks * b;
         for (int64_t off = 0; off < d; off += chunk) {
             const int64_t n = d - off < chunk ? d - off : chunk;
-            for (int64_t j0 = 0; j0 < n; j0 += b)
-                for (int64_t r = 0; r < b; ++r)
-                    for (int64_t c = 0; c < b; ++c) tc[c * n + j0 + r] = coef[r * d + off + j0 + c];
+            /* The hardware prefetcher does not follow the strided reads below: ask for the coefficients that
+             * follow this set's (the next set or token when they are contiguous; a prefetch never faults). */
+            for (int64_t i = 0; i < b * n; i += 16) __builtin_prefetch(coef + b * d + (off / n) * b * n + i, 0, 3);
+            for (int64_t c = 0; c < b; ++c) {
+                const float *src = coef + off + c; /* C[r][j0 + c] for every r and block, rows d apart */
+                float *dst = tc + c * n;           /* C'[c][j0 + r], contiguous */
+                for (int64_t j0 = 0; j0 < n; j0 += b)
+                    for (int64_t r = 0; r < b; ++r) dst[j0 + r] = src[r * d + j0];
+            }
             apply_set(t, tc, n, off, n, g);
         }
     }
