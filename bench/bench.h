@@ -66,6 +66,8 @@ extern const pab_family_ops pab_rope_family;
 /* liere_rot/<isa>/<shape>, liere_apply/<isa>/<shape>, roofline_fma/<isa>/chains and
  * roofline_memcpy/liere_apply/<shape>: the LieRE rotations (bench/liere.c). */
 extern const pab_family_ops pab_liere_family;
+/* alibi_nd_softmax/<isa>/<shape> and alibi_nd_bias/<isa>/<shape>: ALiBi with N-D positions (bench/alibi_nd.c). */
+extern const pab_family_ops pab_alibi_nd_family;
 
 /* Key/value facts for the benchmark context (JSON "context"): index i from 0 until it returns 0. */
 int pab_context(size_t i, const char **key, char *value, size_t value_size);

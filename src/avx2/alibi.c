@@ -166,6 +166,7 @@ typedef struct nd_ctx {
     const float *k_pos;
     int64_t k_stride, k_len, nk;
     int packed, weighted;
+    int whole; /* S = A = kept axes in order (the usual layout): the dedicated 3- and 4-axis shuffles apply */
     __m256i idx_i32x8[4];
     __m256 from_f32x8[4][4]; /* lanes of axis a that come from loaded vector i */
     int offset[4];
@@ -182,6 +183,8 @@ static inline nd_ctx nd_context(const posattn_nd_positions *nd, const posattn_ke
     c.nk = nk;
     c.packed = c.k_stride <= 4;
     c.weighted = nd->weighted;
+    c.whole = c.k_stride == nd->axes;
+    for (int a = 0; a < nd->axes; ++a) c.whole &= nd->offset[a] == a;
     c.offsets_lo_i64x4 = k.offsets_lo_i64x4;
     c.offsets_hi_i64x4 = k.offsets_hi_i64x4;
     for (int a = 0; a < 4; ++a) {
@@ -216,6 +219,35 @@ POSATTN_ALWAYS_INLINE __m256 nd_dist_f32x8(const nd_ctx *c, int axes, int l2, in
     if (c->packed) {
         const int64_t S = c->k_stride;
         int64_t avail = (c->nk - 1 - j) * S + c->k_len; /* floats readable from base */
+        if (axes == 4 && c->whole && avail >= 32) {
+            /* (t, z, y, x): a 4 x 4 transpose in each 128-bit half, keys l and l + 4 side by side. */
+            __m256 r0_f32x8 = _mm256_loadu2_m128(base + 16, base);
+            __m256 r1_f32x8 = _mm256_loadu2_m128(base + 20, base + 4);
+            __m256 r2_f32x8 = _mm256_loadu2_m128(base + 24, base + 8);
+            __m256 r3_f32x8 = _mm256_loadu2_m128(base + 28, base + 12);
+            __m256 t0_f32x8 = _mm256_unpacklo_ps(r0_f32x8, r1_f32x8);
+            __m256 t1_f32x8 = _mm256_unpackhi_ps(r0_f32x8, r1_f32x8);
+            __m256 t2_f32x8 = _mm256_unpacklo_ps(r2_f32x8, r3_f32x8);
+            __m256 t3_f32x8 = _mm256_unpackhi_ps(r2_f32x8, r3_f32x8);
+            coord_f32x8[0] = _mm256_shuffle_ps(t0_f32x8, t2_f32x8, 0x44);
+            coord_f32x8[1] = _mm256_shuffle_ps(t0_f32x8, t2_f32x8, 0xee);
+            coord_f32x8[2] = _mm256_shuffle_ps(t1_f32x8, t3_f32x8, 0x44);
+            coord_f32x8[3] = _mm256_shuffle_ps(t1_f32x8, t3_f32x8, 0xee);
+            goto distance;
+        }
+        if (axes == 3 && c->whole && avail >= 24) {
+            /* (t, y, x): 3 is prime to 8, so each axis sits at 8 distinct lane positions of the 3 vectors; two
+             * blends gather them into one vector and one permute puts them in key order. */
+            __m256 v0_f32x8 = _mm256_loadu_ps(base), v1_f32x8 = _mm256_loadu_ps(base + 8);
+            __m256 v2_f32x8 = _mm256_loadu_ps(base + 16);
+            __m256 a0_f32x8 = _mm256_blend_ps(_mm256_blend_ps(v0_f32x8, v1_f32x8, 0x92), v2_f32x8, 0x24);
+            __m256 a1_f32x8 = _mm256_blend_ps(_mm256_blend_ps(v0_f32x8, v1_f32x8, 0x24), v2_f32x8, 0x49);
+            __m256 a2_f32x8 = _mm256_blend_ps(_mm256_blend_ps(v0_f32x8, v1_f32x8, 0x49), v2_f32x8, 0x92);
+            coord_f32x8[0] = _mm256_permutevar8x32_ps(a0_f32x8, _mm256_setr_epi32(0, 3, 6, 1, 4, 7, 2, 5));
+            coord_f32x8[1] = _mm256_permutevar8x32_ps(a1_f32x8, _mm256_setr_epi32(1, 4, 7, 2, 5, 0, 3, 6));
+            coord_f32x8[2] = _mm256_permutevar8x32_ps(a2_f32x8, _mm256_setr_epi32(2, 5, 0, 3, 6, 1, 4, 7));
+            goto distance;
+        }
         __m256 v_f32x8[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int i = 0; i < 4; ++i) {
             if (i < S) {
@@ -243,6 +275,7 @@ POSATTN_ALWAYS_INLINE __m256 nd_dist_f32x8(const nd_ctx *c, int axes, int l2, in
             coord_f32x8[a] = _mm256_insertf128_ps(_mm256_castps128_ps256(lo_f32x4), hi_f32x4, 1);
         }
     }
+distance:;
     __m256 acc_f32x8 = _mm256_setzero_ps();
     for (int a = 0; a < axes; ++a) {
         __m256 t_f32x8 = _mm256_sub_ps(c->q_f32x8[a], coord_f32x8[a]);

@@ -323,8 +323,8 @@ static inline void nd_coords_f32x4(const posattn_nd_positions *nd, const posattn
 
 /* The N-D distance of keys j..j+3, posattn_alibi_dist_nd operation for operation (FABD rounds |q - k| once, as
  * fabsf(q - k) does; FSQRT is correctly rounded), so bit-identical to the scalar reference. */
-static inline float32x4_t nd_dist_f32x4(const posattn_nd_positions *nd, const posattn_key_positions *keys, int64_t nk,
-                                        int64_t j, int64_t n) {
+static inline float32x4_t nd_dist_f32x4(const posattn_nd_positions *nd, const posattn_key_positions *keys,
+                                        int64_t nk, int64_t j, int64_t n) {
     float32x4_t coord_f32x4[4];
     nd_coords_f32x4(nd, keys, nk, j, n, coord_f32x4);
     float32x4_t acc_f32x4 = vdupq_n_f32(0.0f);
