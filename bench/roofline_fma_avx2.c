@@ -1,7 +1,8 @@
 /*
  * Roofline: the FMA peak of one core with AVX2+FMA, compiled with those flags only here; called only when
- * posattn_isa_supported(POSATTN_ISA_AVX2). 12 independent chains of vfmadd in ymm registers (named variables) (enough to cover a
- * 4-5-cycle latency on two FMA ports), nothing loaded or stored inside the loop. Each FMA counts 2 flops per lane.
+ * posattn_isa_supported(POSATTN_ISA_AVX2). 12 independent chains of vfmadd in ymm registers (named variables,
+ * enough to cover a 4-5-cycle latency on two FMA ports), nothing loaded or stored inside the loop. Each FMA counts
+ * 2 flops per lane.
  */
 #include <immintrin.h>
 #include <stdint.h>
@@ -34,9 +35,19 @@ double pab_fma_chains_avx2(int64_t iters, float *sink) {
         a10 = _mm256_fmadd_ps(a10, mul, addend);
         a11 = _mm256_fmadd_ps(a11, mul, addend);
     }
-    const __m256 sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), a2), a3), a4), a5), a6), a7), a8), a9), a10), a11);
+    a0 = _mm256_add_ps(a0, a1);
+    a0 = _mm256_add_ps(a0, a2);
+    a0 = _mm256_add_ps(a0, a3);
+    a0 = _mm256_add_ps(a0, a4);
+    a0 = _mm256_add_ps(a0, a5);
+    a0 = _mm256_add_ps(a0, a6);
+    a0 = _mm256_add_ps(a0, a7);
+    a0 = _mm256_add_ps(a0, a8);
+    a0 = _mm256_add_ps(a0, a9);
+    a0 = _mm256_add_ps(a0, a10);
+    a0 = _mm256_add_ps(a0, a11);
     float lanes[8];
-    _mm256_storeu_ps(lanes, sum);
+    _mm256_storeu_ps(lanes, a0);
     *sink = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
     return (double)iters * 12.0 * 8.0 * 2.0;
 }

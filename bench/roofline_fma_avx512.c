@@ -43,7 +43,21 @@ double pab_fma_chains_avx512(int64_t iters, float *sink) {
         a14 = _mm512_fmadd_ps(a14, mul, addend);
         a15 = _mm512_fmadd_ps(a15, mul, addend);
     }
-    const __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), a2), a3), a4), a5), a6), a7), a8), a9), a10), a11), a12), a13), a14), a15);
-    *sink = _mm512_reduce_add_ps(sum);
+    a0 = _mm512_add_ps(a0, a1);
+    a0 = _mm512_add_ps(a0, a2);
+    a0 = _mm512_add_ps(a0, a3);
+    a0 = _mm512_add_ps(a0, a4);
+    a0 = _mm512_add_ps(a0, a5);
+    a0 = _mm512_add_ps(a0, a6);
+    a0 = _mm512_add_ps(a0, a7);
+    a0 = _mm512_add_ps(a0, a8);
+    a0 = _mm512_add_ps(a0, a9);
+    a0 = _mm512_add_ps(a0, a10);
+    a0 = _mm512_add_ps(a0, a11);
+    a0 = _mm512_add_ps(a0, a12);
+    a0 = _mm512_add_ps(a0, a13);
+    a0 = _mm512_add_ps(a0, a14);
+    a0 = _mm512_add_ps(a0, a15);
+    *sink = _mm512_reduce_add_ps(a0);
     return (double)iters * 16.0 * 16.0 * 2.0;
 }

@@ -1,7 +1,7 @@
 /*
- * Roofline: the FMA peak of one core with AArch64 AdvSIMD. 16 independent chains of fmla in q registers (named variables) (enough
- * for a 4-cycle latency on up to four pipes), nothing loaded or stored inside the loop. Each FMA counts 2 flops
- * per lane.
+ * Roofline: the FMA peak of one core with AArch64 AdvSIMD. 16 independent chains of fmla in q registers (named
+ * variables, enough for a 4-cycle latency on up to four pipes), nothing loaded or stored inside the loop. Each FMA
+ * counts 2 flops per lane.
  */
 #include <arm_neon.h>
 #include <stdint.h>
@@ -42,7 +42,21 @@ double pab_fma_chains_neon(int64_t iters, float *sink) {
         a14 = vfmaq_f32(addend, a14, mul);
         a15 = vfmaq_f32(addend, a15, mul);
     }
-    const float32x4_t sum = vaddq_f32(vaddq_f32(vaddq_f32(vaddq_f32(vaddq_f32(vaddq_f32(vaddq_f32(vaddq_f32(vaddq_f32(vaddq_f32(vaddq_f32(vaddq_f32(vaddq_f32(vaddq_f32(vaddq_f32(a0, a1), a2), a3), a4), a5), a6), a7), a8), a9), a10), a11), a12), a13), a14), a15);
-    *sink = vaddvq_f32(sum);
+    a0 = vaddq_f32(a0, a1);
+    a0 = vaddq_f32(a0, a2);
+    a0 = vaddq_f32(a0, a3);
+    a0 = vaddq_f32(a0, a4);
+    a0 = vaddq_f32(a0, a5);
+    a0 = vaddq_f32(a0, a6);
+    a0 = vaddq_f32(a0, a7);
+    a0 = vaddq_f32(a0, a8);
+    a0 = vaddq_f32(a0, a9);
+    a0 = vaddq_f32(a0, a10);
+    a0 = vaddq_f32(a0, a11);
+    a0 = vaddq_f32(a0, a12);
+    a0 = vaddq_f32(a0, a13);
+    a0 = vaddq_f32(a0, a14);
+    a0 = vaddq_f32(a0, a15);
+    *sink = vaddvq_f32(a0);
     return (double)iters * 16.0 * 4.0 * 2.0;
 }

@@ -26,8 +26,8 @@
  *     A^4/40320) (Taylor degree 8, Paterson-Stockmeyer: 4 products; truncation below 0.1 u for ||A||_1 <= 1/2);
  *     R = T^(2^s) (s products); then Newton-Schulz steps R <- R (3 I - R^T R) / 2 (2 products each; 1 step for
  *     s <= 6, 2 for s <= 10, else 3), each squaring the departure from orthogonality that the squarings doubled
- *     s times, so R^T R = I to a few b u. Matrices live on the stack with rows padded to a multiple of LIERE_W (padding columns stay zero, so
- *     every product runs on whole vectors).
+ *     s times, so R^T R = I to a few b u. Matrices live on the stack with rows padded to a multiple of LIERE_W
+ *     (padding columns stay zero, so every product runs on whole vectors).
  *
  * Apply (apply_token). Coefficient vectors C[c][d] = R_{d/b}[d%b][c] are the stored rotations (forward) or their
  * block-wise transpose, built on the stack in chunks of at most 4096 floats (backward). Then for every head:
@@ -344,7 +344,8 @@ static void apply_plain(const float *coef, int64_t ld, int64_t d0, int64_t n_dim
 /* Applies coefficients coef (C[c][d] at coef[c * ld + d], d < n_dims) to nx head vectors. */
 static void apply_heads(const float *coef, int64_t ld, int64_t n_dims, int64_t b, float *const *x, int64_t nx,
                         int prefetch) {
-    if (b < 2 || b > POSATTN_LIERE_MAX_BLOCK || nx < 0 || nx > LIERE_HEADS * 4) __builtin_unreachable(); /* see apply_set */
+    /* Validated by the API; batches of at most LIERE_HEADS * 4 heads (apply_set). */
+    if (b < 2 || b > POSATTN_LIERE_MAX_BLOCK || nx < 0 || nx > LIERE_HEADS * 4) __builtin_unreachable();
     if (b % LIERE_W == 0) {
         for (int h = 0; h < (int)nx;) {
             if ((int)nx - h >= LIERE_HEADS) {
