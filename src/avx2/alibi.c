@@ -462,6 +462,9 @@ static inline float flushed_expf(float x) {
  * chains in flight.
  */
 POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int keys, int mask, int softcap) {
+    /* Logits stored by pass 1 and reloaded by pass 2 rather than formed twice: with a softcap (tanh costs more
+     * than the traffic) and for strided key positions (gathers do). Either way pass 2 sees the same bits. */
+    const int stored = softcap || keys == KEYS_STRIDED;
     float *probs = row->probs;
     const int64_t lo = row->lo, hi = row->hi;
     const __m256 zero_f32x8 = _mm256_setzero_ps();
@@ -500,7 +503,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
             __m256 x1_f32x8 = logits_f32x8(&c, keys, mask, softcap, j + 8, 8, all_i32x8, 1, k1_f32x8);
             __m256 x2_f32x8 = logits_f32x8(&c, keys, mask, softcap, j + 16, 8, all_i32x8, 1, k2_f32x8);
             __m256 x3_f32x8 = logits_f32x8(&c, keys, mask, softcap, j + 24, 8, all_i32x8, 1, k3_f32x8);
-            if (softcap) {
+            if (stored) {
                 _mm256_storeu_ps(probs + j, x0_f32x8);
                 _mm256_storeu_ps(probs + j + 8, x1_f32x8);
                 _mm256_storeu_ps(probs + j + 16, x2_f32x8);
@@ -515,7 +518,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
         for (; j < hi; j += 8) {
             __m256i active_i32x8 = active_lanes_i32x8(hi - j);
             __m256 x_f32x8 = logits_f32x8(&c, keys, mask, softcap, j, hi - j, active_i32x8, 0, k0_f32x8);
-            if (softcap) _mm256_maskstore_ps(probs + j, active_i32x8, x_f32x8);
+            if (stored) _mm256_maskstore_ps(probs + j, active_i32x8, x_f32x8);
             x_f32x8 = _mm256_blendv_ps(neg_inf_f32x8, x_f32x8, _mm256_castsi256_ps(active_i32x8));
             max1_f32x8 = _mm256_max_ps(x_f32x8, max1_f32x8);
             k0_f32x8 = _mm256_add_ps(k0_f32x8, eight_f32x8);
@@ -536,7 +539,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
         __m256 k_f32x8 = iota_lo_f32x8;
         for (int64_t j = lo; j < hi && !has_nan; j += 8) {
             __m256i active_i32x8 = active_lanes_i32x8(hi - j);
-            __m256 x_f32x8 = softcap ? _mm256_maskload_ps(probs + j, active_i32x8)
+            __m256 x_f32x8 = stored ? _mm256_maskload_ps(probs + j, active_i32x8)
                                      : logits_f32x8(&c, keys, mask, softcap, j, hi - j, active_i32x8, 0, k_f32x8);
             __m256 nan_f32x8 = _mm256_and_ps(_mm256_cmp_ps(x_f32x8, x_f32x8, _CMP_UNORD_Q),
                                              _mm256_castsi256_ps(active_i32x8));
@@ -563,7 +566,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
         int64_t j = lo;
         for (; j + 32 <= hi; j += 32) {
             __m256 x0_f32x8, x1_f32x8, x2_f32x8, x3_f32x8;
-            if (softcap) {
+            if (stored) {
                 x0_f32x8 = _mm256_loadu_ps(probs + j);
                 x1_f32x8 = _mm256_loadu_ps(probs + j + 8);
                 x2_f32x8 = _mm256_loadu_ps(probs + j + 16);
@@ -627,7 +630,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
         for (; j < hi; j += 8) {
             __m256i active_i32x8 = active_lanes_i32x8(hi - j);
             __m256 x_f32x8;
-            if (softcap) {
+            if (stored) {
                 x_f32x8 = _mm256_maskload_ps(probs + j, active_i32x8);
             } else {
                 x_f32x8 = logits_f32x8(&c, keys, mask, 0, j, hi - j, active_i32x8, 0, k0_f32x8);

@@ -429,6 +429,9 @@ static inline float flushed_expf(float x) {
  * chains in flight.
  */
 POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int keys, int mask, int softcap) {
+    /* Logits stored by pass 1 and reloaded by pass 2 rather than formed twice: with a softcap (tanh costs more
+     * than the traffic) and for strided key positions (gathers do). Either way pass 2 sees the same bits. */
+    const int stored = softcap || keys == KEYS_STRIDED;
     float *probs = row->probs;
     const int64_t lo = row->lo, hi = row->hi;
     const __m512 zero_f32x16 = _mm512_setzero_ps();
@@ -466,7 +469,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
             __m512 x1_f32x16 = logits_f32x16(&c, keys, mask, softcap, j + 16, 0xffff, 1, k1_f32x16);
             __m512 x2_f32x16 = logits_f32x16(&c, keys, mask, softcap, j + 32, 0xffff, 1, k2_f32x16);
             __m512 x3_f32x16 = logits_f32x16(&c, keys, mask, softcap, j + 48, 0xffff, 1, k3_f32x16);
-            if (softcap) {
+            if (stored) {
                 _mm512_storeu_ps(probs + j, x0_f32x16);
                 _mm512_storeu_ps(probs + j + 16, x1_f32x16);
                 _mm512_storeu_ps(probs + j + 32, x2_f32x16);
@@ -480,14 +483,14 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
         }
         for (; j + 16 <= hi; j += 16) {
             __m512 x_f32x16 = logits_f32x16(&c, keys, mask, softcap, j, 0xffff, 1, k0_f32x16);
-            if (softcap) _mm512_storeu_ps(probs + j, x_f32x16);
+            if (stored) _mm512_storeu_ps(probs + j, x_f32x16);
             max0_f32x16 = _mm512_max_ps(x_f32x16, max0_f32x16);
             k0_f32x16 = _mm512_add_ps(k0_f32x16, sixteen_f32x16);
         }
         if (j < hi) {
             __mmask16 active = tail_mask(hi - j);
             __m512 x_f32x16 = logits_f32x16(&c, keys, mask, softcap, j, active, 0, k0_f32x16);
-            if (softcap) _mm512_mask_storeu_ps(probs + j, active, x_f32x16);
+            if (stored) _mm512_mask_storeu_ps(probs + j, active, x_f32x16);
             max1_f32x16 = _mm512_mask_max_ps(max1_f32x16, active, x_f32x16, max1_f32x16);
         }
     }
@@ -506,7 +509,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
         __m512 k_f32x16 = iota_lo_f32x16;
         for (int64_t j = lo; j < hi && !has_nan; j += 16) {
             __mmask16 active = hi - j >= 16 ? (__mmask16)0xffff : tail_mask(hi - j);
-            __m512 x_f32x16 = softcap ? _mm512_maskz_loadu_ps(active, probs + j)
+            __m512 x_f32x16 = stored ? _mm512_maskz_loadu_ps(active, probs + j)
                                       : logits_f32x16(&c, keys, mask, softcap, j, active, 0, k_f32x16);
             has_nan = _mm512_mask_cmp_ps_mask(active, x_f32x16, x_f32x16, _CMP_UNORD_Q) != 0;
             k_f32x16 = _mm512_add_ps(k_f32x16, sixteen_f32x16);
@@ -531,7 +534,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
         int64_t j = lo;
         for (; j + 64 <= hi; j += 64) {
             __m512 x0_f32x16, x1_f32x16, x2_f32x16, x3_f32x16;
-            if (softcap) {
+            if (stored) {
                 x0_f32x16 = _mm512_loadu_ps(probs + j);
                 x1_f32x16 = _mm512_loadu_ps(probs + j + 16);
                 x2_f32x16 = _mm512_loadu_ps(probs + j + 32);
@@ -594,7 +597,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
             int full = hi - j >= 16;
             __mmask16 active = full ? (__mmask16)0xffff : tail_mask(hi - j);
             __m512 x_f32x16;
-            if (softcap) {
+            if (stored) {
                 x_f32x16 = _mm512_maskz_loadu_ps(active, probs + j);
             } else {
                 x_f32x16 = logits_f32x16(&c, keys, mask, 0, j, active, 0, k0_f32x16);
