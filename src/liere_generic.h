@@ -310,6 +310,11 @@ LIERE_INLINE void apply_tile(const float *coef, int64_t ld, int64_t d0, int64_t 
             for (int r = 0; r < nr; ++r) acc[h][r] = vf_fma(col[r], xc, acc[h][r]);
         }
     }
+    if (!y) { /* the tile is the whole block, whose x has been read: store in place */
+        for (int h = 0; h < nh; ++h)
+            for (int r = 0; r < nr; ++r) vf_store(x[h] + d0 + r * LIERE_W, acc[h][r]);
+        return;
+    }
     for (int h = 0; h < nh; ++h)
         for (int r = 0; r < nr; ++r) vf_store(&y[h][r0 + r * LIERE_W], acc[h][r]);
 }
@@ -317,13 +322,20 @@ LIERE_INLINE void apply_tile(const float *coef, int64_t ld, int64_t d0, int64_t 
 LIERE_INLINE void apply_wide_heads(const float *coef, int64_t ld, int64_t n_dims, int64_t b, float *const *x,
                                    const int nh, int prefetch) {
     float y[LIERE_HEADS][POSATTN_LIERE_MAX_BLOCK];
+    if (b == LIERE_TILE_ROWS * LIERE_W) { /* one tile per block (AVX-512, b = 64): no staging buffer */
+        for (int64_t d0 = 0; d0 < n_dims; d0 += b) {
+            apply_tile(coef, ld, d0, 0, b, x, NULL, nh, LIERE_TILE_ROWS, prefetch);
+        }
+        return;
+    }
     for (int64_t d0 = 0; d0 < n_dims; d0 += b) {
         int64_t r0 = 0;
         for (; r0 + LIERE_TILE_ROWS * LIERE_W <= b; r0 += LIERE_TILE_ROWS * LIERE_W) {
             apply_tile(coef, ld, d0, r0, b, x, y, nh, LIERE_TILE_ROWS, prefetch);
         }
         for (; r0 < b; r0 += LIERE_W) apply_tile(coef, ld, d0, r0, b, x, y, nh, 1, prefetch);
-        for (int h = 0; h < nh; ++h) memcpy(x[h] + d0, y[h], (size_t)b * sizeof(float));
+        for (int h = 0; h < nh; ++h)
+            for (int64_t r = 0; r < b; r += LIERE_W) vf_store(x[h] + d0 + r, vf_load(&y[h][r]));
     }
 }
 
