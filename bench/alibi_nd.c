@@ -10,6 +10,8 @@
  *                         contiguous: the 1-D baseline), 1d_default (the KV-cache default positions)
  *   video_h16_8x16x16_*   8 frames of 16 x 16 patches (2048 tokens), H = 16, (t, y, x): l1, l2, split, 1d
  *   vol4d_h8_4x8x8x8_*    a (t, z, y, x) grid of 2048 tokens, H = 8: l1, l2, 1d
+ *   *_q32_*               the same keys, only the first 32 tokens as queries: S and P stay in the L2 cache, so
+ *                         the ratio shows the cost of the positions rather than of the memory traffic
  * Bytes counted: 8 per element (S read, P written), 4 for the bias (written). Targets (ratios within one run, on
  * AVX-512 and AVX2): image l2 <= 1.3 x image 1d, vol4d l1 <= 1.5 x vol4d 1d.
  */
@@ -30,21 +32,27 @@ typedef struct nd_shape {
     int64_t axes;
     nd_kind kind;
     int with_bias;
+    int64_t nq; /* 0: every token queries; else the first nq tokens (rows that stay in the caches) */
 } nd_shape;
 
 static const nd_shape nd_shapes[] = {
-    {"image_h12_32x32_l2", 12, {32, 32}, 2, ND_L2, 1},
-    {"image_h12_32x32_l1", 12, {32, 32}, 2, ND_L1, 0},
-    {"image_h12_32x32_split", 12, {32, 32}, 2, ND_SPLIT, 0},
-    {"image_h12_32x32_1d", 12, {32, 32}, 2, ND_1D, 1},
-    {"image_h12_32x32_1d_default", 12, {32, 32}, 2, ND_1D_DEFAULT, 0},
-    {"video_h16_8x16x16_l1", 16, {8, 16, 16}, 3, ND_L1, 0},
-    {"video_h16_8x16x16_l2", 16, {8, 16, 16}, 3, ND_L2, 0},
-    {"video_h16_8x16x16_split", 16, {8, 16, 16}, 3, ND_SPLIT, 0},
-    {"video_h16_8x16x16_1d", 16, {8, 16, 16}, 3, ND_1D, 0},
-    {"vol4d_h8_4x8x8x8_l1", 8, {4, 8, 8, 8}, 4, ND_L1, 0},
-    {"vol4d_h8_4x8x8x8_l2", 8, {4, 8, 8, 8}, 4, ND_L2, 0},
-    {"vol4d_h8_4x8x8x8_1d", 8, {4, 8, 8, 8}, 4, ND_1D, 0},
+    {"image_h12_32x32_l2", 12, {32, 32}, 2, ND_L2, 1, 0},
+    {"image_h12_32x32_l1", 12, {32, 32}, 2, ND_L1, 0, 0},
+    {"image_h12_32x32_split", 12, {32, 32}, 2, ND_SPLIT, 0, 0},
+    {"image_h12_32x32_1d", 12, {32, 32}, 2, ND_1D, 1, 0},
+    {"image_h12_32x32_1d_default", 12, {32, 32}, 2, ND_1D_DEFAULT, 0, 0},
+    {"video_h16_8x16x16_l1", 16, {8, 16, 16}, 3, ND_L1, 0, 0},
+    {"video_h16_8x16x16_l2", 16, {8, 16, 16}, 3, ND_L2, 0, 0},
+    {"video_h16_8x16x16_split", 16, {8, 16, 16}, 3, ND_SPLIT, 0, 0},
+    {"video_h16_8x16x16_1d", 16, {8, 16, 16}, 3, ND_1D, 0, 0},
+    {"vol4d_h8_4x8x8x8_l1", 8, {4, 8, 8, 8}, 4, ND_L1, 0, 0},
+    {"vol4d_h8_4x8x8x8_l2", 8, {4, 8, 8, 8}, 4, ND_L2, 0, 0},
+    {"vol4d_h8_4x8x8x8_1d", 8, {4, 8, 8, 8}, 4, ND_1D, 0, 0},
+    /* The same keys with 32 query rows per head (S and P within the L2 cache): the compute, not the memory. */
+    {"image_h12_32x32_q32_l2", 12, {32, 32}, 2, ND_L2, 0, 32},
+    {"image_h12_32x32_q32_1d", 12, {32, 32}, 2, ND_1D, 0, 32},
+    {"vol4d_h8_4x8x8x8_q32_l1", 8, {4, 8, 8, 8}, 4, ND_L1, 0, 32},
+    {"vol4d_h8_4x8x8x8_q32_1d", 8, {4, 8, 8, 8}, 4, ND_1D, 0, 32},
 };
 enum { ND_SHAPE_COUNT = sizeof nd_shapes / sizeof nd_shapes[0] };
 
@@ -74,7 +82,7 @@ static void add_nd_case(const nd_shape *s, posattn_isa isa, int bias) {
     snprintf(c->name, sizeof c->name, "%s/%s/%s", bias ? "alibi_nd_bias" : "alibi_nd_softmax", posattn_isa_name(isa),
              s->name);
     const double n = (double)nd_tokens(s);
-    c->elements = (double)s->heads * n * n;
+    c->elements = (double)s->heads * (s->nq ? (double)s->nq : n) * n;
     c->bytes = (bias ? 4.0 : 8.0) * c->elements;
     c->threads = 1;
     c->wall_clock = 0;
@@ -112,7 +120,8 @@ static const pab_case *nd_at(size_t i) {
 
 typedef struct nd_data {
     const nd_shape *shape;
-    int64_t n;      /* tokens */
+    int64_t n;      /* tokens (keys) */
+    int64_t nq;     /* query rows per head */
     size_t elems;   /* heads * n * n */
     float *scores, *probs, *pos, *slopes, *weights;
     posattn_positions positions;
@@ -150,7 +159,8 @@ static nd_data *nd_data_get(const nd_shape *s) {
     if (!d) return NULL;
     d->shape = s;
     d->n = nd_tokens(s);
-    d->elems = (size_t)(s->heads * d->n * d->n);
+    d->nq = s->nq ? s->nq : d->n;
+    d->elems = (size_t)(s->heads * d->nq * d->n);
     const int64_t A = s->kind == ND_1D || s->kind == ND_1D_DEFAULT ? 1 : s->axes;
     d->scores = nd_alloc(d->elems * sizeof(float));
     d->probs = nd_alloc(d->elems * sizeof(float));
@@ -204,10 +214,10 @@ static posattn_status nd_run_once(nd_ctx *x) {
     nd_data *d = x->d;
     const posattn_positions *p = d->default_positions ? NULL : &d->positions;
     if (x->im->bias) {
-        return posattn_alibi_bias(s->heads, d->n, d->n, d->slopes, p, d->probs, 0, 0, 0, s->heads * d->n);
+        return posattn_alibi_bias(s->heads, d->nq, d->n, d->slopes, p, d->probs, 0, 0, 0, s->heads * d->nq);
     }
-    return posattn_alibi_softmax(s->heads, d->n, d->n, d->scores, 0, 0, d->probs, 0, 0, 0.125f, d->slopes, p, NULL,
-                                 0, s->heads * d->n);
+    return posattn_alibi_softmax(s->heads, d->nq, d->n, d->scores, 0, 0, d->probs, 0, 0, 0.125f, d->slopes, p, NULL,
+                                 0, s->heads * d->nq);
 }
 
 static void nd_run(void *ctx) { (void)nd_run_once(ctx); }
