@@ -48,6 +48,10 @@ void posattn_alibi_slopes_f32_avx512(int64_t n_heads, float max_bias, float *slo
 /* How key j's position is found. KEYS_IOTA builds (float)j by float additions, exact only up to 2^24, so longer
  * rows use KEYS_IOTA_WIDE (64-bit integers converted once per lane, as (float)j rounds). */
 enum { KEYS_NONE, KEYS_IOTA, KEYS_IOTA_WIDE, KEYS_CONTIGUOUS, KEYS_STRIDED };
+/* N-D rows in the softmax body: KEYS_ND + 2 (A - 2) + l2, for A = 2..4 kept axes. */
+enum { KEYS_ND = 8 };
+#define KEYS_ND_AXES(keys) (((keys) - KEYS_ND) / 2 + 2)
+#define KEYS_ND_L2(keys) (((keys) - KEYS_ND) & 1)
 enum { MASK_NONE, MASK_F32, MASK_F16 };
 
 #define POSATTN_IOTA_EXACT_LIMIT (INT64_C(1) << 24)
@@ -248,42 +252,9 @@ POSATTN_ALWAYS_INLINE void nd_bias_row_body(const posattn_bias_row *row, int axe
     }
 }
 
-/* The logits of [lo, hi) into probs, with the scalar logit()'s operations in its order. */
-POSATTN_ALWAYS_INLINE void nd_logits_row_body(const posattn_softmax_row *row, int axes, int l2) {
-    nd_ctx c = nd_context(&row->nd, &row->keys, row->nk);
-    const __m512 scale_f32x16 = _mm512_set1_ps(row->scale);
-    const __m512 cap_f32x16 = _mm512_set1_ps(row->softcap);
-    const __m512 slope_f32x16 = _mm512_set1_ps(row->slope);
-    const __m512 mask_scale_f32x16 = _mm512_set1_ps(row->mask_scale);
-    const int softcap = row->softcap > 0.0f;
-    for (int64_t j = row->lo; j < row->hi; j += 16) {
-        __mmask16 active = row->hi - j >= 16 ? (__mmask16)0xffff : tail_mask(row->hi - j);
-        __m512 x_f32x16 = _mm512_mul_ps(scale_f32x16, _mm512_maskz_loadu_ps(active, row->scores + j));
-        if (softcap) {
-            x_f32x16 = _mm512_mul_ps(cap_f32x16, Sleef_tanhf16_u10avx512f(_mm512_div_ps(x_f32x16, cap_f32x16)));
-        }
-        x_f32x16 = _mm512_sub_ps(x_f32x16, _mm512_mul_ps(slope_f32x16, nd_dist_f32x16(&c, axes, l2, j, active)));
-        if (row->mask) {
-            __m512 m_f32x16;
-            if (row->mask_is_f16) {
-                m_f32x16 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(active, (const uint16_t *)row->mask + j));
-            } else {
-                m_f32x16 = _mm512_maskz_loadu_ps(active, (const float *)row->mask + j);
-            }
-            __mmask16 excluded = _mm512_cmp_ps_mask(m_f32x16, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ);
-            __m512 term_f32x16 = _mm512_maskz_mul_ps((__mmask16)~excluded, mask_scale_f32x16, m_f32x16);
-            x_f32x16 = _mm512_mask_add_ps(m_f32x16, (__mmask16)~excluded, x_f32x16, term_f32x16);
-        }
-        _mm512_mask_storeu_ps(row->probs + j, active, x_f32x16);
-    }
-}
-
 #define POSATTN_ND_VARIANT(axes, l2)                                                                               \
     static __attribute__((noinline)) void nd_bias_row_##axes##_##l2(const posattn_bias_row *row) {                 \
         nd_bias_row_body(row, axes, l2);                                                                           \
-    }                                                                                                              \
-    static __attribute__((noinline)) void nd_logits_row_##axes##_##l2(const posattn_softmax_row *row) {            \
-        nd_logits_row_body(row, axes, l2);                                                                         \
     }
 POSATTN_ND_VARIANT(2, 0)
 POSATTN_ND_VARIANT(3, 0)
@@ -301,17 +272,6 @@ static void nd_bias_row(const posattn_bias_row *row) {
     case 7: nd_bias_row_3_1(row); break;
     case 8: nd_bias_row_4_0(row); break;
     default: nd_bias_row_4_1(row); break;
-    }
-}
-
-static void nd_logits_row(const posattn_softmax_row *row) {
-    switch (row->nd.axes * 2 + row->nd.l2) {
-    case 4: nd_logits_row_2_0(row); break;
-    case 5: nd_logits_row_2_1(row); break;
-    case 6: nd_logits_row_3_0(row); break;
-    case 7: nd_logits_row_3_1(row); break;
-    case 8: nd_logits_row_4_0(row); break;
-    default: nd_logits_row_4_1(row); break;
     }
 }
 
@@ -365,6 +325,7 @@ typedef struct logits_ctx {
     const float *scores;
     const void *mask;
     keys_ctx keys;
+    nd_ctx nd; /* N-D rows only */
     __m512 scale_f32x16, cap_f32x16, slope_f32x16, q_f32x16, mask_scale_f32x16;
 } logits_ctx;
 
@@ -378,7 +339,10 @@ POSATTN_ALWAYS_INLINE __m512 logits_f32x16(const logits_ctx *c, int keys, int ma
     if (softcap) {
         x_f32x16 = _mm512_mul_ps(c->cap_f32x16, Sleef_tanhf16_u10avx512f(_mm512_div_ps(x_f32x16, c->cap_f32x16)));
     }
-    if (keys != KEYS_NONE) {
+    if (keys >= KEYS_ND) {
+        __m512 dist_f32x16 = nd_dist_f32x16(&c->nd, KEYS_ND_AXES(keys), KEYS_ND_L2(keys), j, active);
+        x_f32x16 = _mm512_sub_ps(x_f32x16, _mm512_mul_ps(c->slope_f32x16, dist_f32x16));
+    } else if (keys != KEYS_NONE) {
         __m512 pos_f32x16 = key_positions_f32x16(&c->keys, keys, j, active, full, iota_k);
         __m512 dist_f32x16 = _mm512_abs_ps(_mm512_sub_ps(c->q_f32x16, pos_f32x16));
         x_f32x16 = _mm512_sub_ps(x_f32x16, _mm512_mul_ps(c->slope_f32x16, dist_f32x16));
@@ -430,8 +394,9 @@ static inline float flushed_expf(float x) {
  */
 POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int keys, int mask, int softcap) {
     /* Logits stored by pass 1 and reloaded by pass 2 rather than formed twice: with a softcap (tanh costs more
-     * than the traffic) and for strided key positions (gathers do). Either way pass 2 sees the same bits. */
-    const int stored = softcap || keys == KEYS_STRIDED;
+     * than the traffic), for strided key positions (gathers do) and for N-D positions (as do the coordinates).
+     * Either way pass 2 sees the same bits. */
+    const int stored = softcap || keys == KEYS_STRIDED || keys >= KEYS_ND;
     float *probs = row->probs;
     const int64_t lo = row->lo, hi = row->hi;
     const __m512 zero_f32x16 = _mm512_setzero_ps();
@@ -446,6 +411,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
     c.scores = row->scores;
     c.mask = row->mask;
     c.keys = keys_context(&row->keys);
+    if (keys >= KEYS_ND) c.nd = nd_context(&row->nd, &row->keys, row->nk);
     c.scale_f32x16 = _mm512_set1_ps(row->scale);
     c.cap_f32x16 = _mm512_set1_ps(row->softcap);
     c.slope_f32x16 = _mm512_set1_ps(row->slope);
@@ -681,20 +647,31 @@ static __attribute__((noinline)) void softmax_row_generic(const posattn_softmax_
     softmax_row_body(row, keys, mask, row->softcap > 0.0f);
 }
 
+/* N-D rows: one variant per axis count and metric (the coordinates and the distance unrolled); mask and softcap
+ * are loop-invariant branches there. */
+#define POSATTN_ND_SOFTMAX_VARIANT(axes, l2)                                                                       \
+    static __attribute__((noinline)) void softmax_row_nd_##axes##_##l2(const posattn_softmax_row *row) {           \
+        int mask = !row->mask ? MASK_NONE : row->mask_is_f16 ? MASK_F16 : MASK_F32;                                \
+        softmax_row_body(row, KEYS_ND + 2 * (axes - 2) + l2, mask, row->softcap > 0.0f);                           \
+    }
+POSATTN_ND_SOFTMAX_VARIANT(2, 0)
+POSATTN_ND_SOFTMAX_VARIANT(3, 0)
+POSATTN_ND_SOFTMAX_VARIANT(4, 0)
+POSATTN_ND_SOFTMAX_VARIANT(2, 1)
+POSATTN_ND_SOFTMAX_VARIANT(3, 1)
+POSATTN_ND_SOFTMAX_VARIANT(4, 1)
+#undef POSATTN_ND_SOFTMAX_VARIANT
+
 void posattn_alibi_softmax_row_f32_avx512(const posattn_softmax_row *row) {
     if (row->nd.axes >= 2 && row->slope != 0.0f) {
-        /* N-D: the logits once into probs (the coordinates cost more than the traffic), then the softmax of those
-         * logits in place, with nothing left to add: x = 1 * x is exact, so this is the fused result. */
-        nd_logits_row(row);
-        posattn_softmax_row rest = *row;
-        rest.scores = row->probs;
-        rest.scale = 1.0f;
-        rest.softcap = 0.0f;
-        rest.slope = 0.0f;
-        rest.mask = NULL;
-        rest.nd.axes = 0;
-        softmax_row_KEYS_NONE_MASK_NONE(&rest);
-        return;
+        switch (row->nd.axes * 2 + row->nd.l2) {
+        case 4: softmax_row_nd_2_0(row); return;
+        case 5: softmax_row_nd_2_1(row); return;
+        case 6: softmax_row_nd_3_0(row); return;
+        case 7: softmax_row_nd_3_1(row); return;
+        case 8: softmax_row_nd_4_0(row); return;
+        default: softmax_row_nd_4_1(row); return;
+        }
     }
     int keys = row->slope != 0.0f ? keys_mode(&row->keys, row->nk) : KEYS_NONE;
     int mask = !row->mask ? MASK_NONE : row->mask_is_f16 ? MASK_F16 : MASK_F32;
