@@ -53,6 +53,10 @@ void posattn_alibi_slopes_f32_avx2(int64_t n_heads, float max_bias, float *slope
 /* How key j's position is found. KEYS_IOTA builds (float)j by float additions, exact only up to 2^24, so longer
  * rows use KEYS_IOTA_WIDE (integer j converted per vector, as (float)j rounds). */
 enum { KEYS_NONE, KEYS_IOTA, KEYS_IOTA_WIDE, KEYS_CONTIGUOUS, KEYS_STRIDED };
+/* N-D rows in the softmax body: KEYS_ND + 2 (A - 2) + l2, for A = 2..4 kept axes. */
+enum { KEYS_ND = 8 };
+#define KEYS_ND_AXES(keys) (((keys) - KEYS_ND) / 2 + 2)
+#define KEYS_ND_L2(keys) (((keys) - KEYS_ND) & 1)
 enum { MASK_NONE, MASK_F32, MASK_F16 };
 
 #define POSATTN_IOTA_EXACT_LIMIT (INT64_C(1) << 24)
@@ -377,6 +381,7 @@ typedef struct logits_ctx {
     const float *scores;
     const void *mask;
     keys_ctx keys;
+    nd_ctx nd; /* N-D rows only */
     __m256 scale_f32x8, cap_f32x8, slope_f32x8, q_f32x8, mask_scale_f32x8;
 } logits_ctx;
 
@@ -391,7 +396,10 @@ POSATTN_ALWAYS_INLINE __m256 logits_f32x8(const logits_ctx *c, int keys, int mas
         /* A division, not a reciprocal multiply, to round x / cap as the scalar path does. */
         x_f32x8 = _mm256_mul_ps(c->cap_f32x8, Sleef_tanhf8_u10avx2(_mm256_div_ps(x_f32x8, c->cap_f32x8)));
     }
-    if (keys != KEYS_NONE) {
+    if (keys >= KEYS_ND) {
+        __m256 dist_f32x8 = nd_dist_f32x8(&c->nd, KEYS_ND_AXES(keys), KEYS_ND_L2(keys), j, active_i32x8);
+        x_f32x8 = _mm256_fnmadd_ps(c->slope_f32x8, dist_f32x8, x_f32x8);
+    } else if (keys != KEYS_NONE) {
         __m256 pos_f32x8 = key_positions_f32x8(&c->keys, keys, j, active_i32x8, full, iota_k);
         __m256 dist_f32x8 = abs_f32x8(_mm256_sub_ps(c->q_f32x8, pos_f32x8));
         x_f32x8 = _mm256_fnmadd_ps(c->slope_f32x8, dist_f32x8, x_f32x8);
@@ -463,8 +471,9 @@ static inline float flushed_expf(float x) {
  */
 POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int keys, int mask, int softcap) {
     /* Logits stored by pass 1 and reloaded by pass 2 rather than formed twice: with a softcap (tanh costs more
-     * than the traffic) and for strided key positions (gathers do). Either way pass 2 sees the same bits. */
-    const int stored = softcap || keys == KEYS_STRIDED;
+     * than the traffic), for strided key positions (gathers do) and for N-D positions (as do the coordinates).
+     * Either way pass 2 sees the same bits. */
+    const int stored = softcap || keys == KEYS_STRIDED || keys >= KEYS_ND;
     float *probs = row->probs;
     const int64_t lo = row->lo, hi = row->hi;
     const __m256 zero_f32x8 = _mm256_setzero_ps();
@@ -480,6 +489,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
     c.scores = row->scores;
     c.mask = row->mask;
     c.keys = keys_context(&row->keys);
+    if (keys >= KEYS_ND) c.nd = nd_context(&row->nd, &row->keys, row->nk);
     c.scale_f32x8 = _mm256_set1_ps(row->scale);
     c.cap_f32x8 = _mm256_set1_ps(row->softcap);
     c.slope_f32x8 = _mm256_set1_ps(row->slope);
@@ -692,76 +702,6 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
     if (row->lse) *row->lse = (float)((double)mx + log(sum));
 }
 
-/* N-D softmax rows: the logits of [lo, hi) into probs, as logits_f32x8 forms them with the N-D distance in place
- * of |q - k| (one FMA for the bias and one for the mask, as the 1-D path). */
-POSATTN_ALWAYS_INLINE void nd_logits_row_body(const posattn_softmax_row *row, int axes, int l2) {
-    nd_ctx nd = nd_context(&row->nd, &row->keys, row->nk);
-    logits_ctx c;
-    c.scores = row->scores;
-    c.mask = row->mask;
-    c.scale_f32x8 = _mm256_set1_ps(row->scale);
-    c.cap_f32x8 = _mm256_set1_ps(row->softcap);
-    c.slope_f32x8 = _mm256_set1_ps(row->slope);
-    c.q_f32x8 = _mm256_setzero_ps();
-    c.mask_scale_f32x8 = _mm256_set1_ps(row->mask_scale);
-    const int softcap = row->softcap > 0.0f;
-    const int mask = !row->mask ? MASK_NONE : row->mask_is_f16 ? MASK_F16 : MASK_F32;
-    const __m256 zero_f32x8 = _mm256_setzero_ps();
-    for (int64_t j = row->lo; j < row->hi; j += 8) {
-        int64_t remaining = row->hi - j;
-        int full = remaining >= 8;
-        __m256i active_i32x8 = active_lanes_i32x8(remaining);
-        __m256 x_f32x8 =
-            logits_f32x8(&c, KEYS_NONE, MASK_NONE, softcap, j, remaining, active_i32x8, full, zero_f32x8);
-        x_f32x8 = _mm256_fnmadd_ps(c.slope_f32x8, nd_dist_f32x8(&nd, axes, l2, j, active_i32x8), x_f32x8);
-        if (mask != MASK_NONE) {
-            /* The mask step of logits_f32x8. */
-            __m256 m_f32x8;
-            if (mask == MASK_F32) {
-                const float *m = (const float *)row->mask + j;
-                m_f32x8 = full ? _mm256_loadu_ps(m) : _mm256_maskload_ps(m, active_i32x8);
-            } else {
-                const uint16_t *m = (const uint16_t *)row->mask + j;
-                uint16_t tail[8] = {0};
-                if (!full) memcpy(tail, m, (size_t)remaining * sizeof(uint16_t));
-                m_f32x8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(full ? m : tail)));
-            }
-            const __m256 neg_inf_f32x8 = _mm256_set1_ps(-INFINITY);
-            __m256 excluded_f32x8 = _mm256_cmp_ps(m_f32x8, neg_inf_f32x8, _CMP_EQ_OQ);
-            x_f32x8 = _mm256_fmadd_ps(c.mask_scale_f32x8, m_f32x8, x_f32x8);
-            x_f32x8 = _mm256_blendv_ps(x_f32x8, neg_inf_f32x8, excluded_f32x8);
-        }
-        if (full) {
-            _mm256_storeu_ps(row->probs + j, x_f32x8);
-        } else {
-            _mm256_maskstore_ps(row->probs + j, active_i32x8, x_f32x8);
-        }
-    }
-}
-
-#define POSATTN_ND_LOGITS_VARIANT(axes, l2)                                                                        \
-    static __attribute__((noinline)) void nd_logits_row_##axes##_##l2(const posattn_softmax_row *row) {            \
-        nd_logits_row_body(row, axes, l2);                                                                         \
-    }
-POSATTN_ND_LOGITS_VARIANT(2, 0)
-POSATTN_ND_LOGITS_VARIANT(3, 0)
-POSATTN_ND_LOGITS_VARIANT(4, 0)
-POSATTN_ND_LOGITS_VARIANT(2, 1)
-POSATTN_ND_LOGITS_VARIANT(3, 1)
-POSATTN_ND_LOGITS_VARIANT(4, 1)
-#undef POSATTN_ND_LOGITS_VARIANT
-
-static void nd_logits_row(const posattn_softmax_row *row) {
-    switch (row->nd.axes * 2 + row->nd.l2) {
-    case 4: nd_logits_row_2_0(row); break;
-    case 5: nd_logits_row_2_1(row); break;
-    case 6: nd_logits_row_3_0(row); break;
-    case 7: nd_logits_row_3_1(row); break;
-    case 8: nd_logits_row_4_0(row); break;
-    default: nd_logits_row_4_1(row); break;
-    }
-}
-
 /* Specialised variants for the common shapes: no softcap, keys at their indices or contiguous (or no bias, as
  * in ggml mode), any mask. Everything else (softcap, where tanh dominates; strided or > 2^24 key positions)
  * takes the generic variant, whose per-vector branches are loop-invariant. noinline keeps each variant a
@@ -785,20 +725,31 @@ static __attribute__((noinline)) void softmax_row_generic(const posattn_softmax_
     softmax_row_body(row, keys, mask, row->softcap > 0.0f);
 }
 
+/* N-D rows: one variant per axis count and metric (the coordinates and the distance unrolled); mask and softcap
+ * are loop-invariant branches there. */
+#define POSATTN_ND_SOFTMAX_VARIANT(axes, l2)                                                                       \
+    static __attribute__((noinline)) void softmax_row_nd_##axes##_##l2(const posattn_softmax_row *row) {           \
+        int mask = !row->mask ? MASK_NONE : row->mask_is_f16 ? MASK_F16 : MASK_F32;                                \
+        softmax_row_body(row, KEYS_ND + 2 * (axes - 2) + l2, mask, row->softcap > 0.0f);                           \
+    }
+POSATTN_ND_SOFTMAX_VARIANT(2, 0)
+POSATTN_ND_SOFTMAX_VARIANT(3, 0)
+POSATTN_ND_SOFTMAX_VARIANT(4, 0)
+POSATTN_ND_SOFTMAX_VARIANT(2, 1)
+POSATTN_ND_SOFTMAX_VARIANT(3, 1)
+POSATTN_ND_SOFTMAX_VARIANT(4, 1)
+#undef POSATTN_ND_SOFTMAX_VARIANT
+
 void posattn_alibi_softmax_row_f32_avx2(const posattn_softmax_row *row) {
     if (row->nd.axes >= 2 && row->slope != 0.0f) {
-        /* N-D: the logits once into probs (the coordinates cost more than the traffic), then the softmax of those
-         * logits in place, with nothing left to add: x = 1 * x is exact, so this is the fused result. */
-        nd_logits_row(row);
-        posattn_softmax_row rest = *row;
-        rest.scores = row->probs;
-        rest.scale = 1.0f;
-        rest.softcap = 0.0f;
-        rest.slope = 0.0f;
-        rest.mask = NULL;
-        rest.nd.axes = 0;
-        softmax_row_KEYS_NONE_MASK_NONE(&rest);
-        return;
+        switch (row->nd.axes * 2 + row->nd.l2) {
+        case 4: softmax_row_nd_2_0(row); return;
+        case 5: softmax_row_nd_2_1(row); return;
+        case 6: softmax_row_nd_3_0(row); return;
+        case 7: softmax_row_nd_3_1(row); return;
+        case 8: softmax_row_nd_4_0(row); return;
+        default: softmax_row_nd_4_1(row); return;
+        }
     }
     int keys = row->slope != 0.0f ? keys_mode(&row->keys, row->nk) : KEYS_NONE;
     int mask = !row->mask ? MASK_NONE : row->mask_is_f16 ? MASK_F16 : MASK_F32;
