@@ -7,6 +7,7 @@
  * the grid, 6 squarings), a learned-looking scale.
  * Names:  liere_rot/<isa>/<shape>        posattn_liere_rotations for every token, ISA forced
  *         liere_apply/<isa>/<shape>      posattn_liere_apply to q and k (12 + 12 heads) for every token
+ *         liere_apply_backward/<isa>/<shape>   the same with POSATTN_LIERE_BACKWARD (R^T; SIMD ISAs only)
  *         roofline_fma/<isa>/chains      independent FMA chains in registers: the core's FMA peak
  *         roofline_memcpy/liere_apply/<shape>   memcpy moving the bytes liere_apply must read and write
  * Counters: items_per_second is FLOP/s (elements = floating-point operations per call: for the rotations the
@@ -58,7 +59,7 @@ static const liere_shape liere_shapes[] = {
 };
 enum { LIERE_SHAPE_COUNT = sizeof liere_shapes / sizeof liere_shapes[0] };
 
-typedef enum liere_op { OP_ROT, OP_APPLY, OP_MEMCPY, OP_FMA } liere_op;
+typedef enum liere_op { OP_ROT, OP_APPLY, OP_APPLY_BACKWARD, OP_MEMCPY, OP_FMA } liere_op;
 
 typedef struct liere_impl {
     const liere_shape *shape; /* NULL for OP_FMA */
@@ -66,7 +67,7 @@ typedef struct liere_impl {
     posattn_isa isa;
 } liere_impl;
 
-enum { LIERE_MAX_CASES = 96 };
+enum { LIERE_MAX_CASES = 128 };
 static pab_case liere_cases[LIERE_MAX_CASES];
 static liere_impl liere_impls[LIERE_MAX_CASES];
 static size_t liere_case_count;
@@ -243,6 +244,10 @@ static void build_liere_cases(void) {
             add_liere_case(s, OP_APPLY, (posattn_isa)isa, "liere_apply", posattn_isa_name((posattn_isa)isa),
                            apply_flops, apply_bytes(s));
         }
+        for (int isa = POSATTN_ISA_AVX2; isa <= POSATTN_ISA_NEON; ++isa) {
+            add_liere_case(s, OP_APPLY_BACKWARD, (posattn_isa)isa, "liere_apply_backward",
+                           posattn_isa_name((posattn_isa)isa), apply_flops, apply_bytes(s));
+        }
         add_liere_case(s, OP_MEMCPY, POSATTN_ISA_AUTO, "roofline_memcpy", "liere_apply", apply_bytes(s) / 8.0,
                        apply_bytes(s));
     }
@@ -290,11 +295,14 @@ static posattn_status liere_run_once(liere_ctx *x) {
     case OP_ROT:
         return posattn_liere_rotations(LIERE_TOK, LIERE_AXES, d->pos, 0, s->n_gen, s->block, LIERE_DIM, d->gens,
                                        d->rot, 0, NULL, 0, LIERE_TOK);
-    case OP_APPLY: {
-        /* Forward every call: rotations keep norms, so q and k stay bounded (no drift to infinities or
+    case OP_APPLY:
+    case OP_APPLY_BACKWARD: {
+        /* One direction every call: rotations keep norms, so q and k stay bounded (no drift to infinities or
          * subnormals over the iterations). */
+        posattn_liere_options o = {0};
+        if (x->im->op == OP_APPLY_BACKWARD) o.flags = POSATTN_LIERE_BACKWARD;
         return posattn_liere_apply(LIERE_TOK, LIERE_DIM, 0, LIERE_DIM, s->block, d->q, LIERE_HEADS, 0, 0, d->k,
-                                   LIERE_HEADS, 0, 0, d->rot, 0, s->n_gen, NULL, 0, LIERE_TOK);
+                                   LIERE_HEADS, 0, 0, d->rot, 0, s->n_gen, &o, 0, LIERE_TOK);
     }
     }
     return POSATTN_OK;
