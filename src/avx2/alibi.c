@@ -239,6 +239,15 @@ POSATTN_ALWAYS_INLINE __m256 nd_dist_f32x8(const nd_ctx *c, int axes, int l2, in
             coord_f32x8[3] = _mm256_shuffle_ps(t1_f32x8, t3_f32x8, 0xee);
             goto distance;
         }
+        if (axes == 2 && c->whole && avail >= 16) {
+            /* (y, x): even and odd floats of two vectors, then the 64-bit quarters back in key order. */
+            __m256 v0_f32x8 = _mm256_loadu_ps(base), v1_f32x8 = _mm256_loadu_ps(base + 8);
+            coord_f32x8[0] = _mm256_castpd_ps(_mm256_permute4x64_pd(
+                _mm256_castps_pd(_mm256_shuffle_ps(v0_f32x8, v1_f32x8, 0x88)), 0xd8));
+            coord_f32x8[1] = _mm256_castpd_ps(_mm256_permute4x64_pd(
+                _mm256_castps_pd(_mm256_shuffle_ps(v0_f32x8, v1_f32x8, 0xdd)), 0xd8));
+            goto distance;
+        }
         if (axes == 3 && c->whole && avail >= 24) {
             /* (t, y, x): 3 is prime to 8, so each axis sits at 8 distinct lane positions of the 3 vectors; two
              * blends gather them into one vector and one permute puts them in key order. */
