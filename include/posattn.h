@@ -5,7 +5,8 @@
  * slopes, the position bias on its own, and the fused bias-add-softmax, each with a scalar reference and AVX2,
  * AVX-512 and NEON implementations chosen at run time. The mathematics is that of the project's SPEC (sections 1-3). Rotary embeddings for positions with 1 to 4
  * float axes (axial, multi-section, vision, mixed; SPEC 4) follow the same conventions: posattn_rope_apply and the
- * table builders posattn_rope_freqs_*.
+ * table builders posattn_rope_freqs_*. So do the LieRE rotations (b x b rotations from learned generators, SPEC 5):
+ * posattn_liere_rotations and posattn_liere_apply.
  *
  * Conventions shared by every entry point
  * - Every function that can fail returns posattn_status; 0 (POSATTN_OK) is success. On any error nothing is
@@ -501,8 +502,8 @@ POSATTN_API posattn_status posattn_rope_freqs_vision(int64_t rot_dims, float bas
  * Values are not scanned: NaN or infinite positions or generators give NaN in the affected blocks.
  *
  * Cost: b = 2, 3: one float64 sincos per block; b >= 4: 4 + s + 2k products of b x b matrices (2 b^3 flops each,
- * FMA in registers; k = 1, 2 or 3 Newton-Schulz steps) per block, set and token. Scratch lives on the stack (at most about 120 KiB for b = 64);
- * nothing is allocated.
+ * FMA in registers; k = 1, 2 or 3 Newton-Schulz steps) per block, set and token. Scratch lives on the stack (at
+ * most about 120 KiB, for b = 64); nothing is allocated.
  */
 
 /* Flags of posattn_liere_options. */
