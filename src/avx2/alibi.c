@@ -191,17 +191,17 @@ static inline nd_ctx nd_context(const posattn_nd_positions *nd, const posattn_ke
     for (int a = 0; a < nd->axes; ++a) c.whole &= nd->offset[a] == a;
     c.offsets_lo_i64x4 = k.offsets_lo_i64x4;
     c.offsets_hi_i64x4 = k.offsets_hi_i64x4;
+    /* Packed layout: the float of lane l on axis a is element e = S l + offset of the S loaded vectors: lane
+     * e mod 8 of vector e / 8. */
+    const __m256i e_base_i32x8 = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                                    _mm256_set1_epi32(c.packed ? (int)c.k_stride : 0));
     for (int a = 0; a < 4; ++a) {
         int off = a < nd->axes ? nd->offset[a] : 0;
-        int32_t idx[8], from[4][8];
-        for (int l = 0; l < 8; ++l) {
-            int e = c.packed ? (int)c.k_stride * l + off : 0;
-            idx[l] = e & 7;
-            for (int i = 0; i < 4; ++i) from[i][l] = (e >> 3) == i ? -1 : 0;
-        }
-        c.idx_i32x8[a] = _mm256_loadu_si256((const __m256i *)idx);
+        __m256i e_i32x8 = _mm256_add_epi32(e_base_i32x8, _mm256_set1_epi32(c.packed ? off : 0));
+        c.idx_i32x8[a] = _mm256_and_si256(e_i32x8, _mm256_set1_epi32(7));
+        __m256i vec_i32x8 = _mm256_srli_epi32(e_i32x8, 3);
         for (int i = 0; i < 4; ++i) {
-            c.from_f32x8[a][i] = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)from[i]));
+            c.from_f32x8[a][i] = _mm256_castsi256_ps(_mm256_cmpeq_epi32(vec_i32x8, _mm256_set1_epi32(i)));
         }
         c.offset[a] = off;
         c.q_f32x8[a] = _mm256_set1_ps(a < nd->axes ? nd->q[a] : 0.0f);

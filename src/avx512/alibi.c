@@ -171,17 +171,15 @@ static inline nd_ctx nd_context(const posattn_nd_positions *nd, const posattn_ke
     __m512i stride_i64x8 = _mm512_set1_epi64(c.k_stride);
     c.offsets_lo_i64x8 = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), stride_i64x8);
     c.offsets_hi_i64x8 = _mm512_mullo_epi64(_mm512_setr_epi64(8, 9, 10, 11, 12, 13, 14, 15), stride_i64x8);
+    /* Packed layout: the float of lane l on axis a is element e = S l + offset of the S loaded vectors, taken by
+     * permutex2var from (v0, v1) when e < 32 and from (v2, v3) otherwise (index e mod 32 either way). */
+    const __m512i lane_i32x16 = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i e_base_i32x16 = _mm512_mullo_epi32(lane_i32x16, _mm512_set1_epi32(c.packed ? (int)c.k_stride : 0));
     for (int a = 0; a < 4; ++a) {
         int off = a < nd->axes ? nd->offset[a] : 0;
-        int32_t idx[16];
-        unsigned hi = 0;
-        for (int l = 0; l < 16; ++l) {
-            int e = (int)c.k_stride * l + off;
-            idx[l] = e & 31;
-            if (e >= 32) hi |= 1u << l;
-        }
-        c.idx_i32x16[a] = _mm512_loadu_si512(idx);
-        c.hi[a] = (__mmask16)hi;
+        __m512i e_i32x16 = _mm512_add_epi32(e_base_i32x16, _mm512_set1_epi32(off));
+        c.idx_i32x16[a] = _mm512_and_si512(e_i32x16, _mm512_set1_epi32(31));
+        c.hi[a] = _mm512_cmpge_epi32_mask(e_i32x16, _mm512_set1_epi32(32));
         c.offset[a] = off;
         c.q_f32x16[a] = _mm512_set1_ps(a < nd->axes ? nd->q[a] : 0.0f);
         c.w_f32x16[a] = _mm512_set1_ps(a < nd->axes ? nd->w[a] : 1.0f);
