@@ -153,6 +153,7 @@ typedef struct nd_ctx {
     const float *k_pos;
     int64_t k_stride, k_len, nk;
     int packed, weighted;
+    int whole4; /* S = A = 4 kept axes in order: the 128-bit transpose applies */
     __m512i idx_i32x16[4];
     __mmask16 hi[4];
     int offset[4];
@@ -168,6 +169,8 @@ static inline nd_ctx nd_context(const posattn_nd_positions *nd, const posattn_ke
     c.nk = nk;
     c.packed = c.k_stride <= 4;
     c.weighted = nd->weighted;
+    c.whole4 = c.k_stride == 4 && nd->axes == 4;
+    for (int a = 0; a < nd->axes; ++a) c.whole4 &= nd->offset[a] == a;
     __m512i stride_i64x8 = _mm512_set1_epi64(c.k_stride);
     c.offsets_lo_i64x8 = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), stride_i64x8);
     c.offsets_hi_i64x8 = _mm512_mullo_epi64(_mm512_setr_epi64(8, 9, 10, 11, 12, 13, 14, 15), stride_i64x8);
@@ -196,7 +199,23 @@ static inline __mmask16 elements_mask(int64_t avail, int64_t first) {
 POSATTN_ALWAYS_INLINE __m512 nd_dist_f32x16(const nd_ctx *c, int axes, int l2, int64_t j, __mmask16 active) {
     const float *base = c->k_pos + j * c->k_stride;
     __m512 coord_f32x16[4];
-    if (c->packed) {
+    int transposed = 0;
+    if (axes == 4 && c->whole4 && (c->nk - 1 - j) * 4 + 4 >= 64) {
+        /* (t, z, y, x), 16 whole positions: a 4 x 4 transpose in each 128-bit lane (8 one-source shuffles instead
+         * of 8 two-source permutes and 4 blends). Lane 4L + m then holds key 4m + L; the distance is put back in
+         * key order at the end (one permute), which changes no rounding. */
+        __m512 v0_f32x16 = _mm512_loadu_ps(base), v1_f32x16 = _mm512_loadu_ps(base + 16);
+        __m512 v2_f32x16 = _mm512_loadu_ps(base + 32), v3_f32x16 = _mm512_loadu_ps(base + 48);
+        __m512 t0_f32x16 = _mm512_unpacklo_ps(v0_f32x16, v1_f32x16);
+        __m512 t1_f32x16 = _mm512_unpackhi_ps(v0_f32x16, v1_f32x16);
+        __m512 t2_f32x16 = _mm512_unpacklo_ps(v2_f32x16, v3_f32x16);
+        __m512 t3_f32x16 = _mm512_unpackhi_ps(v2_f32x16, v3_f32x16);
+        coord_f32x16[0] = _mm512_shuffle_ps(t0_f32x16, t2_f32x16, 0x44);
+        coord_f32x16[1] = _mm512_shuffle_ps(t0_f32x16, t2_f32x16, 0xee);
+        coord_f32x16[2] = _mm512_shuffle_ps(t1_f32x16, t3_f32x16, 0x44);
+        coord_f32x16[3] = _mm512_shuffle_ps(t1_f32x16, t3_f32x16, 0xee);
+        transposed = 1;
+    } else if (c->packed) {
         const int64_t S = c->k_stride;
         int64_t avail = (c->nk - 1 - j) * S + c->k_len; /* floats readable from base */
         __m512 v0_f32x16, v1_f32x16, v2_f32x16, v3_f32x16;
@@ -237,7 +256,12 @@ POSATTN_ALWAYS_INLINE __m512 nd_dist_f32x16(const nd_ctx *c, int axes, int l2, i
         if (l2) t_f32x16 = _mm512_mul_ps(t_f32x16, t_f32x16);
         acc_f32x16 = a == 0 ? t_f32x16 : _mm512_add_ps(acc_f32x16, t_f32x16);
     }
-    return l2 ? _mm512_sqrt_ps(acc_f32x16) : acc_f32x16;
+    if (l2) acc_f32x16 = _mm512_sqrt_ps(acc_f32x16);
+    if (axes == 4 && transposed) {
+        acc_f32x16 = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
+                                           acc_f32x16);
+    }
+    return acc_f32x16;
 }
 
 POSATTN_ALWAYS_INLINE void nd_bias_row_body(const posattn_bias_row *row, int axes, int l2) {
