@@ -22,6 +22,12 @@
  * e^-87 > FLT_MIN: no lane, live or flushed, ever forms a subnormal (each one would cost a microcode assist).
  * Lanes below the threshold are then zeroed, and whole groups of them skip the polynomial: under ALiBi most of a
  * long row sits far below the maximum.
+ *
+ * N-D positions (2..4 axes): the softmax body runs with the logits stored by pass 1 and reloaded by pass 2 (formed
+ * once). Packed positions (stride <= 4 floats) are loaded as whole vectors (masked at the end of the key array) and
+ * de-interleaved by shuffles (dedicated ones for (y, x), (t, y, x) and (t, z, y, x)), wider strides gathered per
+ * axis. The distance follows posattn_alibi_dist_nd operation for operation (no FMA; vsqrtps is correctly
+ * rounded), so N-D biases are the scalar reference's bit for bit; the softmax adds the bias with one FMA, as 1-D.
  */
 #include <immintrin.h>
 #include <math.h>

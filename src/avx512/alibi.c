@@ -19,6 +19,12 @@
  * Every lane with x - mx < POSATTN_EXP_FLUSH_BELOW is zeroed by the write mask, so 2^n is only ever formed for
  * normal results. The same flush, applied to whole vectors, lets the exp pass skip the polynomial where ALiBi has
  * pushed every lane far below the maximum, which is most of a long row.
+ *
+ * N-D positions (2..4 axes): the softmax body runs with the logits stored by pass 1 and reloaded by pass 2 (formed
+ * once: the coordinates cost more than the traffic). Packed positions (stride <= 4 floats) are loaded as whole
+ * vectors (masked at the end of the key array) and de-interleaved by two-source permutes, or for (t, z, y, x) by a
+ * 4 x 4 transpose per 128-bit lane; wider strides gather per axis. The distance follows posattn_alibi_dist_nd
+ * operation for operation (vsqrtps is correctly rounded), so N-D biases are the scalar reference's bit for bit.
  */
 #include <immintrin.h>
 #include <math.h>

@@ -23,6 +23,11 @@
  * Logits are formed with exactly the roundings of the scalar reference (separate multiply and add for the bias and
  * the mask, no contraction). The paths then agree on which keys are excluded and which exponentials flush to
  * exactly 0, and differ only through the exp and tanh polynomials, the summation order and the final scaling.
+ *
+ * N-D positions (2..4 axes): the logits of the row are formed once into probs (vld2q/vld3q/vld4q de-interleave
+ * packed positions), then the 1-D softmax runs on them in place with scale 1 and nothing to add, which is exact.
+ * The distance follows posattn_alibi_dist_nd operation for operation (FSQRT is correctly rounded), so N-D biases
+ * are the scalar reference's bit for bit.
  */
 #include <arm_neon.h>
 #include <math.h>
