@@ -5,8 +5,8 @@
  * Sleef_sincosd4_u10avx2 (float64, 1 ulp, full range reduction) for the b = 2 and b = 3 closed forms, batched
  * across the blocks of a token.
  * Tails: the scaling-and-squaring matrices are padded to 8 columns with zeros, so every product runs on whole
- * vectors; apply uses whole vectors for b a multiple of 8 (register tiles of 4 heads x 16 rows: 8 accumulators of
- * the 16 ymm registers) and for b in {2, 4} (lanes permuted in registers); other b, and the last dims when rot_dims
+ * vectors; apply uses whole vectors for b a multiple of 8 (register tiles of 6 heads x 16 rows: 12 accumulators
+ * of the 16 ymm registers) and for b in {2, 4} (lanes permuted in registers); other b, and the last dims when rot_dims
  * is not a multiple of 8, use plain loops. No byte outside the caller's tensors is read or written.
  * Accuracy: products are fused (one rounding per FMA instead of two), otherwise as the scalar reference; the
  * bounds of posattn.h hold for both.
@@ -19,6 +19,7 @@
 #define LIERE_ISA avx2
 #define LIERE_W 8
 #define LIERE_TILE_ROWS 2
+#define LIERE_HEADS 6 /* tiles of 6 heads x 16 rows: 12 accumulators + 2 coefficient vectors of 16 ymm */
 #define LIERE_D_BATCH 4
 #define LIERE_HAVE_BLOCK_BCAST 1
 

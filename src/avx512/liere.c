@@ -5,7 +5,7 @@
  * CPU. SLEEF's Sleef_sincosd8_u10avx512f (float64, 1 ulp, full range reduction) for the b = 2 and b = 3 closed
  * forms, batched across the blocks of a token.
  * Tails: the scaling-and-squaring matrices are padded to 16 columns with zeros, so every product runs on whole
- * vectors; apply uses whole vectors for b in {16, 32, 48, 64} (register tiles of 4 heads x 64 rows, the shared
+ * vectors; apply uses whole vectors for b in {16, 32, 48, 64} (register tiles of 6 heads x 64 rows, the shared
  * b = 64 case being a 64 x 64 by 64 x heads GEMM) and for b in {2, 4, 8} (one vector holds whole blocks, x lanes
  * permuted in registers); other b, and the last dims when rot_dims is not a multiple of 16, use plain loops.
  * No byte outside the caller's tensors is read or written.

@@ -5,7 +5,7 @@
  * broadcast of b = 2. SLEEF's Sleef_sincosd2_u10advsimd (float64, 1 ulp, full range reduction) for the b = 2 and
  * b = 3 closed forms, batched across the blocks of a token.
  * Tails: the scaling-and-squaring matrices are padded to 4 columns with zeros, so every product runs on whole
- * vectors; apply uses whole vectors for b a multiple of 4 (register tiles of 4 heads x 16 rows, 16 of the 32
+ * vectors; apply uses whole vectors for b a multiple of 4 (register tiles of 6 heads x 16 rows, 24 of the 32
  * q registers) and for b = 2; other b, and the last dims when rot_dims is not a multiple of 4, use plain loops.
  * No byte outside the caller's tensors is read or written.
  * Accuracy: products are fused (one rounding per FMA instead of two), otherwise as the scalar reference; the
@@ -19,6 +19,7 @@
 #define LIERE_ISA neon
 #define LIERE_W 4
 #define LIERE_TILE_ROWS 4
+#define LIERE_HEADS 6 /* tiles of 6 heads x 16 rows: 24 accumulators + 4 coefficient vectors of 32 q registers */
 #define LIERE_D_BATCH 2
 #define LIERE_HAVE_BLOCK_BCAST 1
 
