@@ -312,6 +312,13 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
             .lse = o->lse ? o->lse + r : NULL,
         };
         valid_keys(s, i, (o->flags & POSATTN_CAUSAL) != 0, o->window, &row.lo, &row.hi);
+        if (r + 1 < row_end) { /* the next row, for the kernel's prefetch (kernels.h) */
+            int64_t h1 = (r + 1) / nq, i1 = (r + 1) % nq, lo1, hi1;
+            valid_keys(s, i1, (o->flags & POSATTN_CAUSAL) != 0, o->window, &lo1, &hi1);
+            row.next_scores = scores + h1 * in.head_stride + i1 * in.row_stride + lo1;
+            row.next_scores_n = hi1 - lo1;
+            row.next_probs = probs + h1 * out.head_stride + i1 * out.row_stride;
+        }
         kernels->alibi_softmax_row(&row);
     }
     return POSATTN_OK;

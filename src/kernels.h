@@ -103,7 +103,66 @@ typedef struct posattn_softmax_row {
     float sink;
     float *lse; /* NULL or where the row's log-sum-exp goes */
     posattn_nd_positions nd; /* nd.axes >= 2: the bias is -slope * (N-D distance), q_pos unused */
+    /* The next row of the caller's range, for software prefetch only (no value depends on them): the scores it
+     * will read, next_scores[0, next_scores_n), and its probs, next_probs[0, nk) (all written). next_probs is
+     * NULL for the last row of the range. */
+    const float *next_scores;
+    int64_t next_scores_n;
+    float *next_probs;
 } posattn_softmax_row;
+
+/*
+ * Prefetch of the next row while this one is computed. Past the caches, pass 1 reads a row from DRAM, then passes
+ * 2 and 3 compute on it in L1/L2 while the memory system idles, and the hardware prefetchers start afresh on every
+ * row (they stop at 4 KiB pages, the size of a row of 1024 keys). The pass 2 loop therefore requests the next
+ * row's scores and probs, as many cache lines of each per group of vectors as the group covers (what is left, for
+ * causal rows, at the end of the row), so the next row's DRAM traffic overlaps this row's arithmetic. Hint T1
+ * (into L2), for the probs too: T0 and prefetchw were no faster past the caches and cost more on rows already in
+ * cache. Rows longer than POSATTN_PREFETCH_MAX_NK keys stream well with the hardware prefetchers alone, and were
+ * slower with the next row requested (it crowds this one out of L2). Every address prefetched lies inside the
+ * next row's ranges above: the first is the start of each range, the others are line starts below its end.
+ */
+#define POSATTN_PREFETCH_MAX_NK 8192
+
+typedef struct posattn_row_prefetch {
+    uintptr_t s, s_end, p, p_end; /* the next line to request, and the end of each range */
+} posattn_row_prefetch;
+
+static inline posattn_row_prefetch posattn_row_prefetch_of(const posattn_softmax_row *row) {
+    posattn_row_prefetch pf = {0, 0, 0, 0};
+    if (row->next_probs && row->nk <= POSATTN_PREFETCH_MAX_NK) {
+        pf.s = (uintptr_t)row->next_scores;
+        pf.s_end = pf.s + (uintptr_t)row->next_scores_n * sizeof(float);
+        pf.p = (uintptr_t)row->next_probs;
+        pf.p_end = pf.p + (uintptr_t)row->nk * sizeof(float);
+        if (pf.s < pf.s_end) __builtin_prefetch((const void *)pf.s, 0, 2), pf.s = (pf.s | 63u) + 1u;
+        __builtin_prefetch((const void *)pf.p, 1, 2), pf.p = (pf.p | 63u) + 1u;
+    }
+    return pf;
+}
+
+/* The next `lines` cache lines of each range (fewer at their ends); lines is a compile-time constant. */
+static inline __attribute__((always_inline)) void posattn_row_prefetch_next(posattn_row_prefetch *pf, int lines) {
+    const uintptr_t last = 64u * (uintptr_t)(lines - 1);
+    if (pf->s + last < pf->s_end) {
+        for (int n = 0; n < lines; ++n) __builtin_prefetch((const void *)(pf->s + 64u * (uintptr_t)n), 0, 2);
+        pf->s += last + 64u;
+    } else {
+        for (; pf->s < pf->s_end; pf->s += 64u) __builtin_prefetch((const void *)pf->s, 0, 2);
+    }
+    if (pf->p + last < pf->p_end) {
+        for (int n = 0; n < lines; ++n) __builtin_prefetch((const void *)(pf->p + 64u * (uintptr_t)n), 1, 2);
+        pf->p += last + 64u;
+    } else {
+        for (; pf->p < pf->p_end; pf->p += 64u) __builtin_prefetch((const void *)pf->p, 1, 2);
+    }
+}
+
+/* What is left of the next row, at the end of this one (rows with fewer groups than the next row has lines). */
+static inline void posattn_row_prefetch_rest(posattn_row_prefetch *pf) {
+    for (; pf->s < pf->s_end; pf->s += 64u) __builtin_prefetch((const void *)pf->s, 0, 2);
+    for (; pf->p < pf->p_end; pf->p += 64u) __builtin_prefetch((const void *)pf->p, 1, 2);
+}
 
 typedef void (*posattn_slopes_fn)(int64_t n_heads, float max_bias, float *slopes);
 typedef void (*posattn_bias_row_fn)(const posattn_bias_row *row);

@@ -499,6 +499,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
 
     fill_f32(probs, 0, lo, zero_f32x8);
     fill_f32(probs, hi, row->nk, zero_f32x8);
+    posattn_row_prefetch pf = posattn_row_prefetch_of(row); /* the next row: see kernels.h */
 
     logits_ctx c;
     c.scores = row->scores;
@@ -590,6 +591,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
         __m256 k0_f32x8 = iota_lo_f32x8;
         int64_t j = lo;
         for (; j + 32 <= hi; j += 32) {
+            posattn_row_prefetch_next(&pf, 2); /* as many lines as this group covers */
             __m256 x0_f32x8, x1_f32x8, x2_f32x8, x3_f32x8;
             if (stored) {
                 x0_f32x8 = _mm256_loadu_ps(probs + j);
@@ -715,6 +717,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
         }
     }
     if (row->lse) *row->lse = (float)((double)mx + log(sum));
+    posattn_row_prefetch_rest(&pf);
 }
 
 /* Specialised variants for the common shapes: no softcap, keys at their indices or contiguous (or no bias, as

@@ -434,6 +434,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
 
     fill_f32(probs, 0, lo, zero_f32x16);
     fill_f32(probs, hi, row->nk, zero_f32x16);
+    posattn_row_prefetch pf = posattn_row_prefetch_of(row); /* the next row: see kernels.h */
 
     logits_ctx c;
     c.scores = row->scores;
@@ -527,6 +528,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
         __m512 k0_f32x16 = iota_lo_f32x16;
         int64_t j = lo;
         for (; j + 64 <= hi; j += 64) {
+            posattn_row_prefetch_next(&pf, 4); /* as many lines as this group covers */
             __m512 x0_f32x16, x1_f32x16, x2_f32x16, x3_f32x16;
             if (stored) {
                 x0_f32x16 = _mm512_loadu_ps(probs + j);
@@ -649,6 +651,7 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
         }
     }
     if (row->lse) *row->lse = (float)((double)mx + log(sum));
+    posattn_row_prefetch_rest(&pf);
 }
 
 /* Specialised variants for the common shapes: no softcap, keys at their indices or contiguous (or no bias, as
