@@ -98,6 +98,8 @@ static span array_span(const float *base, int64_t n) {
 static float effective_slope(const float *slopes, const posattn_positions *p, int64_t h) {
     if (!p->weights) return slopes[h];
     float w = p->weights[h * p->axes];
+    /* A zero weight means "no bias" whatever the slope: never form inf * 0 = NaN. */
+    if (w == 0.0f) return 0.0f;
     return slopes[h] * (p->metric == POSATTN_METRIC_L2 ? fabsf(w) : w);
 }
 

@@ -392,6 +392,30 @@ START_TEST(test_one_axis_is_1d) {
 }
 END_TEST
 
+/* Regression (found by fuzz_alibi_bias): with one axis, a weight of 0 means no bias even when the slope is infinite;
+ * the effective slope used to be formed as inf * 0 = NaN. Expected: a bias of exactly 0 and a uniform softmax. */
+START_TEST(test_zero_weight_infinite_slope) {
+    const float slopes[2] = {INFINITY, 0.5f}, weights[2] = {0.0f, 0.0f};
+    const float q[1] = {3.0f}, k[3] = {0.0f, 1.0f, 7.0f}, scores[6] = {0};
+    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+        if (!enter_isa(isa)) continue;
+        for (int metric = POSATTN_METRIC_L1; metric <= POSATTN_METRIC_L2; ++metric) {
+            posattn_positions pos = {.q = q, .k = k, .axes = 1, .weights = weights, .metric = (posattn_metric)metric};
+            float bias[6], probs[6];
+            ck_assert_int_eq(posattn_alibi_bias(2, 1, 3, slopes, &pos, bias, 0, 0, 0, 2), POSATTN_OK);
+            ck_assert_int_eq(posattn_alibi_softmax(2, 1, 3, scores, 0, 0, probs, 0, 0, 1.0f, slopes, &pos, NULL, 0, 2),
+                             POSATTN_OK);
+            for (int j = 0; j < 6; ++j) {
+                CHECK(bias[j] == 0.0f, "isa %s metric %d: bias[%d] = %g, expected 0", posattn_isa_name(isa), metric, j,
+                      (double)bias[j]);
+                CHECK(fabs(probs[j] - 1.0 / 3.0) <= 1e-6, "isa %s metric %d: probs[%d] = %g, expected 1/3",
+                      posattn_isa_name(isa), metric, j, (double)probs[j]);
+            }
+        }
+    }
+}
+END_TEST
+
 /* L1 (and L2) with one-hot weights is the 1-D kernel on that axis, bit for bit; so is posattn_alibi_split_heads. */
 START_TEST(test_one_hot_is_1d) {
     for (int64_t A = 2; A <= 4; ++A) {
@@ -556,6 +580,7 @@ static Suite *nd_suite(void) {
     tcase_add_test(t, test_split_heads);
     tcase_add_test(t, test_errors_nd);
     tcase_add_test(t, test_one_axis_is_1d);
+    tcase_add_test(t, test_zero_weight_infinite_slope);
     tcase_add_test(t, test_one_hot_is_1d);
     tcase_add_test(t, test_translation);
     tcase_add_test(t, test_bias_nd);
