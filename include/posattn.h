@@ -309,7 +309,9 @@ typedef struct posattn_softmax_options {
  * those errors (d <= 2L) plus the summation error, at most 16 u because partial sums hold at most 16 terms in
  * float32 before joining a float64 total (so the bound does not grow with the row length); normalising adds 2 u.
  * Values exp(x_j - mx) below e^-87 (about 1.6e-38) and outputs below 2^-125 (about 2.35e-38) are flushed to
- * exactly 0 by construction, before they are formed, so no path produces subnormals (the absolute term). The bound is worst case; typical errors are a few u.
+ * exactly 0 by construction, before they are formed, so no path produces subnormals (the absolute term). The
+ * bound is worst case (typical errors are a few u) and first order in u: it assumes (10 L + 87) u << 1, i.e.
+ * logits well below 1e5 in magnitude; beyond that, float32 logits carry no useful digits of the result.
  * N-D positions (A >= 2 axes of non-zero weight): the bias itself carries up to 6 u |bias_j| (posattn_positions),
  * so forming x_j takes at most 9 u L_j (scale, bias, two additions) instead of 4 u L_j, and the same derivation
  * gives |P_j - P*_j| <= (20 L + d_j + 22) u P*_j + 2.4e-38 and |lse - lse*| <= (21 L + 20) u + u |lse*| (with
