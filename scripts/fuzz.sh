@@ -5,6 +5,8 @@
 #   scripts/fuzz.sh 3600       a longer local run; new inputs go to build-fuzz/corpus/<target>/, crashes to
 #                              build-fuzz/crash-* (replay one: build-fuzz/fuzz/fuzz_<target> <file>)
 #   FUZZ_TARGETS="rope" scripts/fuzz.sh 600      some targets only; FUZZ_JOBS=2 runs two at a time
+#   FUZZ_RUNS=50000 scripts/fuzz.sh 300        a fixed number of inputs per target (with the fixed seed: the same
+#                                              inputs every time, as CI runs it)
 # A crash, a sanitizer report or a failed check aborts the target and fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +31,7 @@ for t in $targets; do
   mkdir -p "$dir/corpus/$t"
   echo "== fuzz_$t for ${seconds}s"
   # New inputs go to the build directory's corpus; the repository's seeds are read only.
-  if ! "$exe" -seed=1 -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
+  if ! "$exe" -seed=1 ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
       -artifact_prefix="$dir/crash-$t-" "$dir/corpus/$t" "fuzz/corpus/$t" 2>&1 | tail -n 25; then
     status=1
   fi
