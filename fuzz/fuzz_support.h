@@ -127,6 +127,11 @@ static inline int fz_same_bits(float a, float b) {
     return memcmp(&a, &b, sizeof a) == 0;
 }
 
+/* The header's "bit-identical on every ISA": the same bits, or NaN on both sides (which NaN is unspecified). */
+static inline int fz_same_result(float a, float b) {
+    return fz_same_bits(a, b) || (isnan(a) && isnan(b));
+}
+
 /* (n-1) * stride + len with overflow checks; -1 when it overflows or exceeds limit. */
 static inline int64_t fz_extent(int64_t n, int64_t stride, int64_t len, int64_t limit) {
     int64_t e;

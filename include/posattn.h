@@ -21,7 +21,8 @@
  * - No function allocates, prints, aborts, or keeps state between calls. The only global state is the one-time,
  *   thread-safe CPU detection and the ISA a caller may force (see "Instruction sets").
  * - Values are not scanned: a NaN or infinity in scores or positions propagates as IEEE arithmetic says (a NaN
- *   score makes its row NaN).
+ *   score makes its row NaN). Which NaN comes out (sign and payload) is not specified: where a kernel is said
+ *   to be bit-identical on every ISA, that holds for every non-NaN result, and a NaN result is NaN everywhere.
  */
 #ifndef POSATTN_H
 #define POSATTN_H
