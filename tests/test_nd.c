@@ -416,6 +416,44 @@ START_TEST(test_zero_weight_infinite_slope) {
 }
 END_TEST
 
+/* Regression (found by fuzz_alibi_bias): a NaN coordinate with a payload came out of AVX-512 with its payload and
+ * out of the scalar path as the default NaN, which the fuzzer's "bit-identical on every ISA" check rejected. The
+ * header now leaves the NaN unspecified: every pair that reads a NaN coordinate is NaN on every ISA, and every
+ * other value stays bit-identical to the scalar path. */
+START_TEST(test_nan_coordinates_any_isa) {
+    const uint32_t payload_bits = 0x7fff26e8u, negative_nan_bits = 0xffc00000u;
+    float q_nan, k_nan;
+    memcpy(&q_nan, &payload_bits, sizeof q_nan);
+    memcpy(&k_nan, &negative_nan_bits, sizeof k_nan);
+    /* Query 0 has a NaN on axis 1 (its whole row is NaN); key 3 a negative NaN on axis 2 (column 3 is NaN). */
+    const float q[2 * 3] = {-6.9f, q_nan, 6.1f, 1.0f, 2.0f, 3.0f};
+    const float k[4 * 3] = {-5.6f, -10.0f, 0.5f, 0.0f, 1.0f, 2.0f, 4.0f, -3.0f, 8.0f, 2.0f, 2.0f, k_nan};
+    const float weights[3] = {2.0f, 2.0f, 2.0f}, slopes[1] = {-1.75f};
+    for (int metric = POSATTN_METRIC_L1; metric <= POSATTN_METRIC_L2; ++metric) {
+        posattn_positions pos = {.q = q, .k = k, .axes = 3, .weights = weights, .metric = (posattn_metric)metric};
+        float ref[8];
+        ck_assert(enter_isa(POSATTN_ISA_SCALAR));
+        ck_assert_int_eq(posattn_alibi_bias(1, 2, 4, slopes, &pos, ref, 0, 0, 0, 2), POSATTN_OK);
+        for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+            if (!enter_isa(isa)) continue;
+            float bias[8];
+            ck_assert_int_eq(posattn_alibi_bias(1, 2, 4, slopes, &pos, bias, 0, 0, 0, 2), POSATTN_OK);
+            for (int e = 0; e < 8; ++e) {
+                const int reads_nan = e < 4 || e == 7;
+                if (reads_nan) {
+                    CHECK(isnan(bias[e]), "isa %s metric %d: bias[%d] = %g, expected NaN", posattn_isa_name(isa), metric,
+                          e, (double)bias[e]);
+                } else {
+                    CHECK(isfinite(bias[e]) && memcmp(&bias[e], &ref[e], sizeof(float)) == 0,
+                          "isa %s metric %d: bias[%d] = %a, scalar %a", posattn_isa_name(isa), metric, e,
+                          (double)bias[e], (double)ref[e]);
+                }
+            }
+        }
+    }
+}
+END_TEST
+
 /* L1 (and L2) with one-hot weights is the 1-D kernel on that axis, bit for bit; so is posattn_alibi_split_heads. */
 START_TEST(test_one_hot_is_1d) {
     for (int64_t A = 2; A <= 4; ++A) {
@@ -581,6 +619,7 @@ static Suite *nd_suite(void) {
     tcase_add_test(t, test_errors_nd);
     tcase_add_test(t, test_one_axis_is_1d);
     tcase_add_test(t, test_zero_weight_infinite_slope);
+    tcase_add_test(t, test_nan_coordinates_any_isa);
     tcase_add_test(t, test_one_hot_is_1d);
     tcase_add_test(t, test_translation);
     tcase_add_test(t, test_bias_nd);
