@@ -123,7 +123,7 @@ static inline double fz_bias_bound(double exact, int kept, int weighted, int l2,
     if (kept <= 1) return (weighted ? 2.5 : 1.5) * fz_ulp(exact) + 0x1p-148 + fz_bias_slack;
     double k = (double)kept;
     double rel = l2 ? (k / 2.0 + 4.0) : (k + 2.0);
-    return rel * FZ_U * fabs(exact) + 0x1p-148 + (l2 ? 4.0 * sqrt(k) * fabs(slope) * 0x1p-63 : 0.0);
+    return rel * FZ_U * fabs(exact) + 0x1p-148 + (l2 ? sqrt(k) * fabs(slope) * 0x1p-75 : 0.0);
 }
 
 #endif /* POSATTN_FUZZ_ALIBI_H */

@@ -222,7 +222,12 @@ POSATTN_API posattn_status posattn_alibi_split_heads(int64_t n_heads, int64_t ax
  * Accuracy: |Δ| is formed in float32 (exact when Sterbenz applies, else within 0.5 ulp of |Δ|), then one
  * multiply: each value is within 1.5 ulp of -m|Δ| computed exactly from the float32 inputs (2.5 ulp with axis
  * weights, whose product m_h*w[h][0] is rounded once); N-D: the bound under posattn_positions (at most 6 u for
- * A <= 4). Bit-identical on all ISAs.
+ * A <= 4). These relative bounds hold while every intermediate stays in the normal float32 range: an effective
+ * slope m_h*w[h][0] below FLT_MIN is rounded as a subnormal (up to 2^-150 |Δ| more, absolute), an L2 square below
+ * FLT_MIN likewise (2^-150 each, so up to sqrt(K) 2^-75 |m_h| more after the square root), and an intermediate
+ * above FLT_MAX is +-inf (then bias is -inf or +inf, or NaN where IEEE says so, e.g. an infinite slope times a
+ * zero distance).
+ * Bit-identical on all ISAs.
  * Errors: NULL, SIZE, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP (bias overlapping slopes or positions), AXES, METRIC,
  * WEIGHTS.
  */
