@@ -120,10 +120,10 @@ static inline double fz_oracle_bias(const float *slopes, const fz_positions *fp,
 /* The documented bound of one bias value (posattn_alibi_bias; N-D under posattn_positions), plus the absolute
  * slack of float32 underflow (squares of tiny distances, subnormal products) that first-order bounds leave out. */
 static inline double fz_bias_bound(double exact, int kept, int weighted, int l2, double slope) {
-    if (kept <= 1) return (weighted ? 2.5 : 1.5) * fz_ulp(exact) + 0x1p-148 + fz_bias_slack;
+    if (kept <= 1) return (weighted ? 2.5 : 1.5) * fz_ulp(exact) + 0x1p-150 + fz_bias_slack;
     double k = (double)kept;
     double rel = l2 ? (k / 2.0 + 4.0) : (k + 2.0);
-    return rel * FZ_U * fabs(exact) + 0x1p-148 + (l2 ? sqrt(k) * fabs(slope) * 0x1p-75 : 0.0);
+    return rel * FZ_U * fabs(exact) + 0x1p-150 + (l2 ? sqrt(k) * fabs(slope) * 0x1p-75 : k * fabs(slope) * 0x1p-150);
 }
 
 #endif /* POSATTN_FUZZ_ALIBI_H */

@@ -222,11 +222,11 @@ POSATTN_API posattn_status posattn_alibi_split_heads(int64_t n_heads, int64_t ax
  * Accuracy: |Δ| is formed in float32 (exact when Sterbenz applies, else within 0.5 ulp of |Δ|), then one
  * multiply: each value is within 1.5 ulp of -m|Δ| computed exactly from the float32 inputs (2.5 ulp with axis
  * weights, whose product m_h*w[h][0] is rounded once); N-D: the bound under posattn_positions (at most 6 u for
- * A <= 4). These relative bounds hold while every intermediate stays in the normal float32 range: an effective
- * slope m_h*w[h][0] below FLT_MIN is rounded as a subnormal (up to 2^-150 |Δ| more, absolute), an L2 square below
- * FLT_MIN likewise (2^-150 each, so up to sqrt(K) 2^-75 |m_h| more after the square root), and an intermediate
- * above FLT_MAX is +-inf (then bias is -inf or +inf, or NaN where IEEE says so, e.g. an infinite slope times a
- * zero distance).
+ * A <= 4). These relative bounds hold while every intermediate stays in the normal float32 range. Below FLT_MIN a
+ * value is rounded as a subnormal, within 2^-150 absolute, which adds (K axes kept): a 1-D effective slope
+ * m_h*w[h][0]: 2^-150 |Δ|; an N-D L1 term w_a |Δ_a|: 2^-150 |m_h| each; an L2 square: 2^-150 each, so at most
+ * sqrt(K) 2^-75 |m_h| after the square root; the bias itself: 2^-150. Above FLT_MAX an intermediate is +-inf:
+ * the bias is then -inf or +inf, or NaN where IEEE says so (an infinite slope times a zero distance).
  * Bit-identical on all ISAs.
  * Errors: NULL, SIZE, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP (bias overlapping slopes or positions), AXES, METRIC,
  * WEIGHTS.
