@@ -454,6 +454,37 @@ START_TEST(test_nan_coordinates_any_isa) {
 }
 END_TEST
 
+/* Regression (found by fuzz_alibi_bias): four L1 terms w |Δ| of about 2^-140 are each rounded as subnormals (within
+ * 2^-150), then multiplied by the slope: the error exceeded a blanket 2^-148 allowance, so the header now states the
+ * subnormal terms one by one (K 2^-150 |m| for L1, sqrt(K) 2^-75 |m| for L2, 2^-150 for the bias itself). */
+START_TEST(test_subnormal_terms_bound) {
+    const float w = 0x1.373734p+0f, m = -0x1.713cf8p+0f, tiny = -0x1p-140f;
+    const float weights[4] = {w, w, w, w}, slopes[1] = {m};
+    const float q[4] = {tiny, tiny, tiny, tiny}, k[2 * 4] = {0.0f, 0.0f, 0.0f, 0.0f, tiny, 0.0f, -tiny, 0x1p-130f};
+    for (int metric = POSATTN_METRIC_L1; metric <= POSATTN_METRIC_L2; ++metric) {
+        const int l2 = metric == POSATTN_METRIC_L2;
+        posattn_positions pos = {.q = q, .k = k, .axes = 4, .weights = weights, .metric = (posattn_metric)metric};
+        for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+            if (!enter_isa(isa)) continue;
+            float bias[2];
+            ck_assert_int_eq(posattn_alibi_bias(1, 1, 2, slopes, &pos, bias, 0, 0, 0, 1), POSATTN_OK);
+            for (int j = 0; j < 2; ++j) {
+                double acc = 0.0;
+                for (int a = 0; a < 4; ++a) {
+                    double t = (double)w * fabs((double)q[a] - (double)k[j * 4 + a]);
+                    acc += l2 ? t * t : t;
+                }
+                const double exact = -(double)m * (l2 ? sqrt(acc) : acc);
+                const double slack = l2 ? 2.0 * fabs((double)m) * 0x1p-75 : 4.0 * fabs((double)m) * 0x1p-150;
+                const double bound = 6.0 * 0x1p-24 * fabs(exact) + 0x1p-150 + slack;
+                CHECK(fabs((double)bias[j] - exact) <= bound, "isa %s metric %d key %d: %a, exact %a, bound %g",
+                      posattn_isa_name(isa), metric, j, (double)bias[j], exact, bound);
+            }
+        }
+    }
+}
+END_TEST
+
 /* L1 (and L2) with one-hot weights is the 1-D kernel on that axis, bit for bit; so is posattn_alibi_split_heads. */
 START_TEST(test_one_hot_is_1d) {
     for (int64_t A = 2; A <= 4; ++A) {
@@ -620,6 +651,7 @@ static Suite *nd_suite(void) {
     tcase_add_test(t, test_one_axis_is_1d);
     tcase_add_test(t, test_zero_weight_infinite_slope);
     tcase_add_test(t, test_nan_coordinates_any_isa);
+    tcase_add_test(t, test_subnormal_terms_bound);
     tcase_add_test(t, test_one_hot_is_1d);
     tcase_add_test(t, test_translation);
     tcase_add_test(t, test_bias_nd);
