@@ -32,6 +32,7 @@
 
 #include "../exp_f32.h"
 #include "../kernels.h"
+#include "../x86_softmax_variants.h"
 
 #define POSATTN_ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -51,27 +52,11 @@ void posattn_alibi_slopes_f32_avx512(int64_t n_heads, float max_bias, float *slo
 /* Key positions                                                                                                */
 /* ---------------------------------------------------------------------------------------------------------- */
 
-/* How key j's position is found. KEYS_IOTA builds (float)j by float additions, exact only up to 2^24, so longer
- * rows use KEYS_IOTA_WIDE (64-bit integers converted once per lane, as (float)j rounds). */
-enum { KEYS_NONE, KEYS_IOTA, KEYS_IOTA_WIDE, KEYS_CONTIGUOUS, KEYS_STRIDED };
-/* N-D rows in the softmax body: KEYS_ND + 2 (A - 2) + l2, for A = 2..4 kept axes. */
-enum { KEYS_ND = 8 };
-#define KEYS_ND_AXES(keys) (((keys) - KEYS_ND) / 2 + 2)
-#define KEYS_ND_L2(keys) (((keys) - KEYS_ND) & 1)
-enum { MASK_NONE, MASK_F32, MASK_F16 };
-
-#define POSATTN_IOTA_EXACT_LIMIT (INT64_C(1) << 24)
-
 typedef struct keys_ctx {
     const float *k_pos;
     int64_t k_stride;
     __m512i offsets_lo_i64x8, offsets_hi_i64x8; /* lane * k_stride, for the gather */
 } keys_ctx;
-
-static inline int keys_mode(const posattn_key_positions *keys, int64_t nk) {
-    if (!keys->k_pos) return nk <= POSATTN_IOTA_EXACT_LIMIT ? KEYS_IOTA : KEYS_IOTA_WIDE;
-    return keys->k_pos_stride == 1 ? KEYS_CONTIGUOUS : KEYS_STRIDED;
-}
 
 static inline keys_ctx keys_context(const posattn_key_positions *keys) {
     keys_ctx k;
@@ -654,75 +639,5 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
     posattn_row_prefetch_rest(&pf);
 }
 
-/* Specialised variants for the common shapes: no softcap, keys at their indices or contiguous (or no bias, as
- * in ggml mode), any mask. Everything else (softcap, where tanh dominates; strided or > 2^24 key positions)
- * takes the generic variant, whose per-vector branches are loop-invariant. Each variant is a separate
- * function with its own register allocation: static (internal linkage, like every helper here) and noinline,
- * since GCC warns on "inline" combined with noinline. */
-#define POSATTN_SOFTMAX_VARIANT(keys, mask)                                                                        \
-    static __attribute__((noinline)) void softmax_row_##keys##_##mask(const posattn_softmax_row *row) {            \
-        softmax_row_body(row, keys, mask, 0);                                                                      \
-    }
-POSATTN_SOFTMAX_VARIANT(KEYS_NONE, MASK_NONE)
-POSATTN_SOFTMAX_VARIANT(KEYS_NONE, MASK_F32)
-POSATTN_SOFTMAX_VARIANT(KEYS_NONE, MASK_F16)
-POSATTN_SOFTMAX_VARIANT(KEYS_IOTA, MASK_NONE)
-POSATTN_SOFTMAX_VARIANT(KEYS_IOTA, MASK_F32)
-POSATTN_SOFTMAX_VARIANT(KEYS_IOTA, MASK_F16)
-POSATTN_SOFTMAX_VARIANT(KEYS_CONTIGUOUS, MASK_NONE)
-POSATTN_SOFTMAX_VARIANT(KEYS_CONTIGUOUS, MASK_F32)
-POSATTN_SOFTMAX_VARIANT(KEYS_CONTIGUOUS, MASK_F16)
-#undef POSATTN_SOFTMAX_VARIANT
-
-static __attribute__((noinline)) void softmax_row_generic(const posattn_softmax_row *row, int keys, int mask) {
-    softmax_row_body(row, keys, mask, row->softcap > 0.0f);
-}
-
-/* N-D rows: one variant per axis count and metric (the coordinates and the distance unrolled); mask and softcap
- * are loop-invariant branches there. */
-#define POSATTN_ND_SOFTMAX_VARIANT(axes, l2)                                                                       \
-    static __attribute__((noinline)) void softmax_row_nd_##axes##_##l2(const posattn_softmax_row *row) {           \
-        int mask = !row->mask ? MASK_NONE : row->mask_is_f16 ? MASK_F16 : MASK_F32;                                \
-        softmax_row_body(row, KEYS_ND + 2 * (axes - 2) + l2, mask, row->softcap > 0.0f);                           \
-    }
-POSATTN_ND_SOFTMAX_VARIANT(2, 0)
-POSATTN_ND_SOFTMAX_VARIANT(3, 0)
-POSATTN_ND_SOFTMAX_VARIANT(4, 0)
-POSATTN_ND_SOFTMAX_VARIANT(2, 1)
-POSATTN_ND_SOFTMAX_VARIANT(3, 1)
-POSATTN_ND_SOFTMAX_VARIANT(4, 1)
-#undef POSATTN_ND_SOFTMAX_VARIANT
-
-void posattn_alibi_softmax_row_f32_avx512(const posattn_softmax_row *row) {
-    if (row->nd.axes >= 2 && row->slope != 0.0f) {
-        switch (row->nd.axes * 2 + row->nd.l2) {
-        case 4: softmax_row_nd_2_0(row); return;
-        case 5: softmax_row_nd_2_1(row); return;
-        case 6: softmax_row_nd_3_0(row); return;
-        case 7: softmax_row_nd_3_1(row); return;
-        case 8: softmax_row_nd_4_0(row); return;
-        default: softmax_row_nd_4_1(row); return;
-        }
-    }
-    int keys = row->slope != 0.0f ? keys_mode(&row->keys, row->nk) : KEYS_NONE;
-    int mask = !row->mask ? MASK_NONE : row->mask_is_f16 ? MASK_F16 : MASK_F32;
-    if (row->softcap > 0.0f || keys == KEYS_IOTA_WIDE || keys == KEYS_STRIDED) {
-        softmax_row_generic(row, keys, mask);
-        return;
-    }
-#define POSATTN_CASE(k, m)                                                                                         \
-    if (keys == k && mask == m) {                                                                                  \
-        softmax_row_##k##_##m(row);                                                                                \
-        return;                                                                                                    \
-    }
-    POSATTN_CASE(KEYS_NONE, MASK_NONE)
-    POSATTN_CASE(KEYS_NONE, MASK_F32)
-    POSATTN_CASE(KEYS_NONE, MASK_F16)
-    POSATTN_CASE(KEYS_IOTA, MASK_NONE)
-    POSATTN_CASE(KEYS_IOTA, MASK_F32)
-    POSATTN_CASE(KEYS_IOTA, MASK_F16)
-    POSATTN_CASE(KEYS_CONTIGUOUS, MASK_NONE)
-    POSATTN_CASE(KEYS_CONTIGUOUS, MASK_F32)
-    POSATTN_CASE(KEYS_CONTIGUOUS, MASK_F16)
-#undef POSATTN_CASE
-}
+/* The specialised variants and the entry the registry points at (see x86_softmax_variants.h). */
+POSATTN_DEFINE_SOFTMAX_ROW(posattn_alibi_softmax_row_f32_avx512)
