@@ -32,7 +32,7 @@
 
 #include "../exp_f32.h"
 #include "../kernels.h"
-#include "../x86_softmax_variants.h"
+#include "../x86_row_variants.h"
 
 #define POSATTN_ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -265,41 +265,8 @@ POSATTN_ALWAYS_INLINE void nd_bias_row_body(const posattn_bias_row *row, int axe
     }
 }
 
-#define POSATTN_ND_VARIANT(axes, l2)                                                                               \
-    static __attribute__((noinline)) void nd_bias_row_##axes##_##l2(const posattn_bias_row *row) {                 \
-        nd_bias_row_body(row, axes, l2);                                                                           \
-    }
-POSATTN_ND_VARIANT(2, 0)
-POSATTN_ND_VARIANT(3, 0)
-POSATTN_ND_VARIANT(4, 0)
-POSATTN_ND_VARIANT(2, 1)
-POSATTN_ND_VARIANT(3, 1)
-POSATTN_ND_VARIANT(4, 1)
-#undef POSATTN_ND_VARIANT
-
-static void nd_bias_row(const posattn_bias_row *row) {
-    switch (row->nd.axes * 2 + row->nd.l2) {
-    case 4: nd_bias_row_2_0(row); break;
-    case 5: nd_bias_row_2_1(row); break;
-    case 6: nd_bias_row_3_0(row); break;
-    case 7: nd_bias_row_3_1(row); break;
-    case 8: nd_bias_row_4_0(row); break;
-    default: nd_bias_row_4_1(row); break;
-    }
-}
-
-void posattn_alibi_bias_row_f32_avx512(const posattn_bias_row *row) {
-    if (row->nd.axes >= 2) {
-        nd_bias_row(row);
-        return;
-    }
-    switch (keys_mode(&row->keys, row->nk)) {
-    case KEYS_IOTA: bias_row_body(row, KEYS_IOTA); break;
-    case KEYS_CONTIGUOUS: bias_row_body(row, KEYS_CONTIGUOUS); break;
-    case KEYS_IOTA_WIDE: bias_row_body(row, KEYS_IOTA_WIDE); break;
-    default: bias_row_body(row, KEYS_STRIDED); break;
-    }
-}
+/* The N-D variants and the entry the registry points at (see x86_row_variants.h). */
+POSATTN_DEFINE_BIAS_ROW(posattn_alibi_bias_row_f32_avx512)
 
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Exponential                                                                                                  */
@@ -639,5 +606,5 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
     posattn_row_prefetch_rest(&pf);
 }
 
-/* The specialised variants and the entry the registry points at (see x86_softmax_variants.h). */
+/* The specialised variants and the entry the registry points at (see x86_row_variants.h). */
 POSATTN_DEFINE_SOFTMAX_ROW(posattn_alibi_softmax_row_f32_avx512)

@@ -1,12 +1,12 @@
 /*
- * What the AVX2 and AVX-512 softmax rows share above their vector code: how key positions are found (the KEYS_*
- * modes), the mask kinds, and the specialised variants with the dispatch between them. Each x86 kernel file
- * defines its own softmax_row_body(row, keys, mask, softcap) with the ISA's intrinsics, then expands
- * POSATTN_DEFINE_SOFTMAX_ROW(name) once to get the entry the registry points at. NEON keeps one generic body
- * (its vector loop is short enough that the variants did not pay).
+ * What the AVX2 and AVX-512 bias and softmax rows share above their vector code: how key positions are found (the
+ * KEYS_* modes), the mask kinds, and the specialised variants with the dispatch between them. Each x86 kernel file
+ * defines bias_row_body(row, keys), nd_bias_row_body(row, axes, l2) and softmax_row_body(row, keys, mask, softcap)
+ * with the ISA's intrinsics, then expands POSATTN_DEFINE_BIAS_ROW(name) and POSATTN_DEFINE_SOFTMAX_ROW(name) once
+ * each to get the entries the registry points at. NEON keeps one generic body per row kind.
  */
-#ifndef POSATTN_X86_SOFTMAX_VARIANTS_H
-#define POSATTN_X86_SOFTMAX_VARIANTS_H
+#ifndef POSATTN_X86_ROW_VARIANTS_H
+#define POSATTN_X86_ROW_VARIANTS_H
 
 #include <stdint.h>
 
@@ -32,7 +32,40 @@ static inline int mask_mode(const posattn_softmax_row *row) {
     return !row->mask ? MASK_NONE : row->mask_is_f16 ? MASK_F16 : MASK_F32;
 }
 
-/* Specialised variants for the common shapes: no softcap, keys at their indices or contiguous (or no bias, as in
+/* The external bias: the key mode is picked per row (a switch, each case inlining the body for that mode); N-D rows
+ * get one noinline variant per kept-axis count and metric. */
+#define POSATTN_ND_BIAS_VARIANT(axes, l2)                                                                          \
+    static __attribute__((noinline)) void nd_bias_row_##axes##_##l2(const posattn_bias_row *row) {                 \
+        nd_bias_row_body(row, axes, l2);                                                                           \
+    }
+
+#define POSATTN_DEFINE_BIAS_ROW(entry)                                                                             \
+    POSATTN_ND_BIAS_VARIANT(2, 0)                                                                                  \
+    POSATTN_ND_BIAS_VARIANT(3, 0)                                                                                  \
+    POSATTN_ND_BIAS_VARIANT(4, 0)                                                                                  \
+    POSATTN_ND_BIAS_VARIANT(2, 1)                                                                                  \
+    POSATTN_ND_BIAS_VARIANT(3, 1)                                                                                  \
+    POSATTN_ND_BIAS_VARIANT(4, 1)                                                                                  \
+    void entry(const posattn_bias_row *row) {                                                                      \
+        if (row->nd.axes >= 2) {                                                                                   \
+            switch (row->nd.axes * 2 + row->nd.l2) {                                                               \
+            case 4: nd_bias_row_2_0(row); return;                                                                  \
+            case 5: nd_bias_row_2_1(row); return;                                                                  \
+            case 6: nd_bias_row_3_0(row); return;                                                                  \
+            case 7: nd_bias_row_3_1(row); return;                                                                  \
+            case 8: nd_bias_row_4_0(row); return;                                                                  \
+            default: nd_bias_row_4_1(row); return;                                                                 \
+            }                                                                                                      \
+        }                                                                                                          \
+        switch (keys_mode(&row->keys, row->nk)) {                                                                  \
+        case KEYS_IOTA: bias_row_body(row, KEYS_IOTA); break;                                                      \
+        case KEYS_CONTIGUOUS: bias_row_body(row, KEYS_CONTIGUOUS); break;                                          \
+        case KEYS_IOTA_WIDE: bias_row_body(row, KEYS_IOTA_WIDE); break;                                            \
+        default: bias_row_body(row, KEYS_STRIDED); break;                                                          \
+        }                                                                                                          \
+    }
+
+/* The softmax: specialised variants for the common shapes: no softcap, keys at their indices or contiguous (or no bias, as in
  * ggml mode), any mask; one per kept-axis count and metric for N-D rows (coordinates and distance unrolled, mask
  * and softcap loop-invariant branches). Everything else (softcap, where tanh dominates; strided or > 2^24 key
  * positions) takes the generic variant, whose per-vector branches are loop-invariant. Each variant is a separate
@@ -98,4 +131,4 @@ static inline int mask_mode(const posattn_softmax_row *row) {
         POSATTN_SOFTMAX_CASE(KEYS_CONTIGUOUS, MASK_F16)                                                            \
     }
 
-#endif /* POSATTN_X86_SOFTMAX_VARIANTS_H */
+#endif /* POSATTN_X86_ROW_VARIANTS_H */
