@@ -1,8 +1,11 @@
 /*
- * Differential fuzz target of posattn_alibi_bias and posattn_alibi_slopes (and posattn_alibi_split_heads when the
- * header declares it): bit-identical biases on every ISA (as documented), each within the header's bound of a
- * float64 oracle, same status everywhere, nothing written on error, hostile arguments refused.
+ * Differential fuzz target of posattn_alibi_bias, posattn_alibi_slopes and posattn_alibi_split_heads, and of the
+ * ISA entry points (names, forcing): bit-identical biases on every ISA (as documented; NaN results only need to be
+ * NaN), each within the header's bound of a float64 oracle, same status everywhere, nothing written on error,
+ * hostile arguments refused.
  */
+#include <ctype.h>
+
 #include "fuzz_alibi.h"
 
 static void fuzz_slopes(fz_bytes *b) {
@@ -35,10 +38,83 @@ static void fuzz_slopes(fz_bytes *b) {
     }
 }
 
+/* posattn_alibi_split_heads: the contiguous groups of the header, exact-size output, refusals untouched. */
+static void fuzz_split_heads(fz_bytes *b) {
+    const int64_t H = fz_range(b, -2, 300), A = fz_range(b, -1, 6);
+    const int valid_axes = A >= 1 && A <= 4;
+    const posattn_status expect = H <= 0 ? POSATTN_ERR_SIZE : !valid_axes ? POSATTN_ERR_AXES : POSATTN_OK;
+    const int64_t n = H > 0 && A > 0 ? H * A : 1;
+    const int null_out = fz_u8(b) < 16;
+    float *w = fz_floats(n);
+    fz_fill_untouched(w, n);
+    posattn_status st = posattn_alibi_split_heads(H, A, null_out ? NULL : w);
+    const posattn_status want = null_out && expect == POSATTN_OK ? POSATTN_ERR_NULL : expect;
+    FZ_CHECK(st == want || (null_out && st == POSATTN_ERR_NULL), "split_heads H %lld A %lld: %s, expected %s",
+             (long long)H, (long long)A, posattn_status_string(st), posattn_status_string(want));
+    if (st != POSATTN_OK) {
+        float untouched;
+        fz_fill_untouched(&untouched, 1);
+        for (int64_t e = 0; e < n; ++e) FZ_CHECK(fz_same_bits(w[e], untouched), "split_heads: error but wrote");
+        free(w);
+        return;
+    }
+    const int64_t g = H / A, r = H % A;
+    for (int64_t h = 0; h < H; ++h) {
+        for (int64_t a = 0; a < A; ++a) {
+            const int64_t lo = a * g + (a < r ? a : r), hi = (a + 1) * g + (a + 1 < r ? a + 1 : r);
+            const float want_w = h >= lo && h < hi ? 1.0f : 0.0f;
+            FZ_CHECK(fz_same_bits(w[h * A + a], want_w), "split_heads H %lld A %lld: w[%lld][%lld] = %g, expected %g",
+                     (long long)H, (long long)A, (long long)h, (long long)a, (double)w[h * A + a], (double)want_w);
+        }
+    }
+    free(w);
+}
+
+/* The ISA entry points: any name parses or is refused, any enum value is forced or refused with the active ISA
+ * unchanged, and the strings of any status or ISA value exist. */
+static void fuzz_isa_api(fz_bytes *b) {
+    char name[16];
+    const size_t len = (size_t)fz_range(b, 0, sizeof name - 1);
+    for (size_t c = 0; c < len; ++c) name[c] = (char)fz_u8(b);
+    name[len] = '\0';
+    posattn_isa parsed = (posattn_isa)-7;
+    posattn_status st = posattn_isa_from_name(name, &parsed);
+    if (st == POSATTN_OK) {
+        FZ_CHECK(parsed >= POSATTN_ISA_AUTO && parsed < POSATTN_ISA_COUNT, "from_name: %d", (int)parsed);
+        const char *canonical = posattn_isa_name(parsed);
+        FZ_CHECK(strlen(canonical) == len, "from_name accepted \"%s\" as %s", name, canonical);
+        for (size_t c = 0; c < len; ++c) {
+            FZ_CHECK(tolower((unsigned char)name[c]) == canonical[c], "from_name accepted \"%s\" as %s", name, canonical);
+        }
+    } else {
+        FZ_CHECK(st == POSATTN_ERR_ISA_UNKNOWN && parsed == (posattn_isa)-7, "from_name: %s, wrote %d",
+                 posattn_status_string(st), (int)parsed);
+    }
+    FZ_CHECK(posattn_isa_from_name(NULL, &parsed) == POSATTN_ERR_NULL, "from_name(NULL)");
+    const int value = (int)(int32_t)fz_u32(b) % 12 - 3;
+    const posattn_isa before = posattn_active_isa();
+    st = posattn_force_isa((posattn_isa)value);
+    const int known = value >= POSATTN_ISA_AUTO && value < POSATTN_ISA_COUNT;
+    if (!known) {
+        FZ_CHECK(st == POSATTN_ERR_ISA_UNKNOWN, "force_isa(%d): %s", value, posattn_status_string(st));
+    } else if (!posattn_isa_supported((posattn_isa)value)) {
+        FZ_CHECK(st == POSATTN_ERR_ISA_UNSUPPORTED, "force_isa(%d): %s", value, posattn_status_string(st));
+    } else {
+        FZ_CHECK(st == POSATTN_OK, "force_isa(%d): %s", value, posattn_status_string(st));
+    }
+    if (st != POSATTN_OK) FZ_CHECK(posattn_active_isa() == before, "force_isa(%d) refused but changed the ISA", value);
+    FZ_CHECK(posattn_isa_name((posattn_isa)value) != NULL && posattn_status_string((posattn_status)value) != NULL,
+             "no string for %d", value);
+    FZ_CHECK(posattn_isa_compiled((posattn_isa)value) == 0 || known, "compiled(%d)", value);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_bytes b = {data, size};
-    if (fz_u8(&b) < 16) {
-        fuzz_slopes(&b);
+    const uint8_t part = fz_u8(&b);
+    if (part < 24) {
+        if (part < 16) fuzz_slopes(&b);
+        else if (part < 20) fuzz_split_heads(&b);
+        else fuzz_isa_api(&b);
         posattn_force_isa(POSATTN_ISA_AUTO);
         return 0;
     }
