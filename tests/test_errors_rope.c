@@ -199,7 +199,7 @@ START_TEST(test_apply_errors) {
         APPLY_CASE(POSATTN_ERR_OVERFLOW, c.tok_stride = INT64_MAX);
         APPLY_CASE(POSATTN_ERR_OVERFLOW, c.head_stride = BIG);                /* heads * head_stride */
         APPLY_CASE(POSATTN_ERR_OVERFLOW, c.head_stride = BIG, c.tok_stride = INT64_MAX);
-        APPLY_CASE(POSATTN_ERR_OVERFLOW, c.n_tok = INT64_C(1) << 40, c.tok_stride = INT64_C(1) << 30); /* n_tok*stride */
+        APPLY_CASE(POSATTN_ERR_OVERFLOW, c.n_tok = INT64_C(1) << 40, c.tok_stride = INT64_C(1) << 30); /* n*stride */
         APPLY_CASE(POSATTN_ERR_OVERFLOW, c.n_tok = INT64_MAX, c.tok_stride = 16);
         APPLY_CASE(POSATTN_ERR_OVERFLOW, c.pos_stride = INT64_C(1) << 61);
         APPLY_CASE(POSATTN_ERR_OVERFLOW, c.n_tok = INT64_C(1) << 62, c.tok_stride = 16, c.pos_stride = 2);
