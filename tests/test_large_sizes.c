@@ -197,6 +197,35 @@ START_TEST(test_bias_many_rows) {
 }
 END_TEST
 
+/* Inputs read far out: per-head key positions at k_head_stride 2^31 + 5 (head 2's at 2^32 + 10 elements). The
+ * positions must be left as they were and the bias must equal that of compact per-head positions. */
+START_TEST(test_bias_positions_head_stride) {
+    REQUIRE_REGION(r);
+    const int64_t H = 3, nq = 2, nk = 8, hs = TWO31 + 5;
+    const float slopes[3] = {0.5f, 0.25f, 0.125f};
+    float k_pos[3 * 8], q_pos[2] = {6.5f, 7.25f}, compact[48], far[48];
+    for (int k = 0; k < 24; ++k) k_pos[k] = (float)((k * 5) % 9) * 1.5f - 3.0f;
+    layout l = {.n_rows = 0};
+    add_row(&l, 2 * hs, 2 * nk, nk);
+    posattn_positions pc = {0}, pf = {0};
+    pc.q = pf.q = q_pos;
+    pc.k = k_pos, pc.k_head_stride = nk;
+    pf.k = r->base, pf.k_head_stride = hs;
+    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+        if (!enter_isa(isa)) continue;
+        fill_untouched(compact, 48);
+        fill_untouched(far, 48);
+        expect_ok(posattn_alibi_bias(H, nq, nk, slopes, &pc, compact, 0, 0, 4, 6), "compact bias");
+        fill_windows(r->base, &l);
+        place_inputs(r->base, &l, k_pos);
+        expect_ok(posattn_alibi_bias(H, nq, nk, slopes, &pf, far, 0, 0, 4, 6), "bias, k_head_stride 2^31+5");
+        check_windows(r->base, &l, k_pos, "bias, k_head_stride 2^31+5 (positions unchanged)");
+        ck_assert_msg(memcmp(far, compact, sizeof far) == 0, "isa %s: bias from far positions differs",
+                      posattn_isa_name(isa));
+    }
+}
+END_TEST
+
 START_TEST(test_bias_refused) {
     REQUIRE_REGION(r);
     const float slopes[3] = {0.5f, 0.25f, 0.125f};
@@ -306,6 +335,38 @@ START_TEST(test_softmax_many_rows) {
 }
 END_TEST
 
+/* A per-head mask read far out: mask_head_stride 2^31 + 5, head 2's mask 2^32 + 10 elements from its base. */
+START_TEST(test_softmax_mask_head_stride) {
+    REQUIRE_REGION(r);
+    const int64_t H = 3, nq = 2, nk = 8, hs = TWO31 + 5;
+    const float slopes[3] = {0.5f, 0.25f, 0.125f};
+    float scores[48], mask[48], compact[48], far[48];
+    fill_scores(scores, 48);
+    for (int k = 0; k < 48; ++k) mask[k] = k % 5 == 3 ? -INFINITY : (float)(k % 7) * -0.5f;
+    layout l = {.n_rows = 0};
+    add_row(&l, 2 * hs, 0, nq * nk); /* head 2's mask, rows 0 and 1 contiguous */
+    posattn_softmax_options oc = {0}, of = {0};
+    oc.mask = mask, oc.mask_head_stride = nq * nk;
+    of.mask = r->base, of.mask_head_stride = hs;
+    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+        if (!enter_isa(isa)) continue;
+        float head2_mask[16];
+        memcpy(head2_mask, mask + 2 * nq * nk, sizeof head2_mask);
+        fill_untouched(compact, 48);
+        fill_untouched(far, 48);
+        expect_ok(posattn_alibi_softmax(H, nq, nk, scores, 0, 0, compact, 0, 0, 0.5f, slopes, NULL, &oc, 4, 6),
+                  "compact softmax");
+        fill_windows(r->base, &l);
+        place_inputs(r->base, &l, head2_mask);
+        expect_ok(posattn_alibi_softmax(H, nq, nk, scores, 0, 0, far, 0, 0, 0.5f, slopes, NULL, &of, 4, 6),
+                  "softmax, mask_head_stride 2^31+5");
+        check_windows(r->base, &l, head2_mask, "softmax, mask_head_stride 2^31+5 (mask unchanged)");
+        ck_assert_msg(memcmp(far, compact, sizeof far) == 0, "isa %s: softmax with a far mask differs",
+                      posattn_isa_name(isa));
+    }
+}
+END_TEST
+
 START_TEST(test_softmax_refused) {
     REQUIRE_REGION(r);
     const float slopes[3] = {0.5f, 0.25f, 0.125f};
@@ -390,6 +451,36 @@ START_TEST(test_rope_head_stride) {
 }
 END_TEST
 
+/* Per-head tables read far out: freq_head_stride 2^32 + 8, head 1's table 2^32 + 8 elements from head 0's. */
+START_TEST(test_rope_freq_head_stride) {
+    REQUIRE_REGION(r);
+    const int64_t H = 2, D = 8, fs = TWO32 + 8;
+    const float pos[1] = {77.0f};
+    const float tables[8] = {1.0f, 0.125f, -0.5f, 0.015625f, 0.75f, -2.0f, 0.0625f, 3.0f};
+    float input[16], compact[16], far[16];
+    fill_x(input, 16);
+    layout l = {.n_rows = 0};
+    add_row(&l, 0, 0, 4);
+    add_row(&l, fs, 4, 4);
+    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+        if (!enter_isa(isa)) continue;
+        memcpy(compact, input, sizeof compact);
+        memcpy(far, input, sizeof far);
+        expect_ok(posattn_rope_apply(1, H, D, compact, 0, 0, 0, D, POSATTN_ROPE_INTERLEAVED, 1, pos, 0, tables, 4,
+                                     NULL, 0, 1),
+                  "compact rope");
+        fill_windows(r->base, &l);
+        place_inputs(r->base, &l, tables);
+        expect_ok(posattn_rope_apply(1, H, D, far, 0, 0, 0, D, POSATTN_ROPE_INTERLEAVED, 1, pos, 0, r->base, fs, NULL,
+                                     0, 1),
+                  "rope, freq_head_stride 2^32+8");
+        check_windows(r->base, &l, tables, "rope, freq_head_stride 2^32+8 (tables unchanged)");
+        ck_assert_msg(memcmp(far, compact, sizeof far) == 0, "isa %s: rope with far tables differs",
+                      posattn_isa_name(isa));
+    }
+}
+END_TEST
+
 START_TEST(test_rope_refused) {
     REQUIRE_REGION(r);
     const float pos[2] = {1.0f, 2.0f}, freqs[4] = {1.0f, 0.5f, 0.25f, 0.125f};
@@ -468,6 +559,33 @@ START_TEST(test_liere_apply_packed_stride) {
 }
 END_TEST
 
+/* Head 1 of q at q_head_stride 2^32 + 8, inside the kernel's head loop (one token; head 0 at the base). */
+START_TEST(test_liere_apply_head_stride) {
+    REQUIRE_REGION(r);
+    const int64_t hs = TWO32 + 8;
+    float pos[4], gens[L_GENS], rot[2 * L_PER_TOKEN], input[16], compact[16];
+    liere_inputs(pos, gens);
+    fill_x(input, 16);
+    layout l = {.n_rows = 0};
+    add_row(&l, 0, 0, LD);
+    add_row(&l, hs, LD, LD);
+    posattn_liere_options o = {0};
+    o.flags = POSATTN_LIERE_BACKWARD;
+    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+        if (!enter_isa(isa)) continue;
+        expect_ok(posattn_liere_rotations(1, 2, pos, 0, 1, LB, LD, gens, rot, 0, NULL, 0, 1), "rotations");
+        memcpy(compact, input, sizeof compact);
+        expect_ok(posattn_liere_apply(1, LD, 0, LD, LB, compact, 2, 0, 0, NULL, 0, 0, 0, rot, 0, 1, &o, 0, 1),
+                  "compact apply");
+        fill_windows(r->base, &l);
+        place_inputs(r->base, &l, input);
+        expect_ok(posattn_liere_apply(1, LD, 0, LD, LB, r->base, 2, 0, hs, NULL, 0, 0, 0, rot, 0, 1, &o, 0, 1),
+                  "apply, q_head_stride 2^32+8");
+        check_windows(r->base, &l, compact, "apply, q_head_stride 2^32+8");
+    }
+}
+END_TEST
+
 START_TEST(test_liere_refused) {
     REQUIRE_REGION(r);
     float pos[4], gens[L_GENS], rot[2 * L_PER_TOKEN];
@@ -496,16 +614,20 @@ static Suite *large_sizes_suite(void) {
     tcase_add_test(tc, test_bias_head_stride);
     tcase_add_test(tc, test_bias_row_stride);
     tcase_add_test(tc, test_bias_many_rows);
+    tcase_add_test(tc, test_bias_positions_head_stride);
     tcase_add_test(tc, test_bias_refused);
     tcase_add_test(tc, test_softmax_in_place_head_stride);
     tcase_add_test(tc, test_softmax_row_stride);
     tcase_add_test(tc, test_softmax_many_rows);
+    tcase_add_test(tc, test_softmax_mask_head_stride);
     tcase_add_test(tc, test_softmax_refused);
     tcase_add_test(tc, test_rope_tok_stride);
     tcase_add_test(tc, test_rope_head_stride);
+    tcase_add_test(tc, test_rope_freq_head_stride);
     tcase_add_test(tc, test_rope_refused);
     tcase_add_test(tc, test_liere_rotations_stride);
     tcase_add_test(tc, test_liere_apply_packed_stride);
+    tcase_add_test(tc, test_liere_apply_head_stride);
     tcase_add_test(tc, test_liere_refused);
     suite_add_tcase(s, tc);
     return s;
