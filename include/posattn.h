@@ -419,7 +419,8 @@ POSATTN_API posattn_status posattn_rope_apply(int64_t n_tok, int64_t n_heads, in
  * Builders of the frequency table F[a][k] (A*D_rot/2 floats, axis-major, the layout posattn_rope_apply reads with
  * freq_head_stride 0). Each value is base^e computed in float64 and rounded once (within 0.5 ulp). Not hot: call
  * once per model. Common errors: NULL, SIZE (rot_dims <= 0), LAYOUT (rot_dims odd), AXES (n_axes outside 1..4),
- * BASE (base <= 0, NaN or infinite), OVERFLOW; on error nothing is written.
+ * BASE (base <= 0, NaN or infinite), OVERFLOW, OVERLAP (freqs overlapping sections or axis_of_pair); on error
+ * nothing is written.
  */
 
 /* 1-D RoPE: freqs[k] = base^(-2k/D_rot) for k < D_rot/2 (HF inv_freq; base 10000 in the original RoPE). */
@@ -569,11 +570,11 @@ POSATTN_API posattn_status posattn_liere_rotations(int64_t n_tok, int64_t n_axes
  * lets each token's rotations be read once for both (and for every head of a set). Disjoint token ranges may run
  * concurrently.
  *
- * head_dim     D; rot_offset >= 0 and rot_dims > 0 with rot_offset + rot_dims <= D (POSATTN_ERR_LAYOUT).
+ * head_dim     D > 0; rot_offset >= 0 with rot_offset + rot_dims <= D (POSATTN_ERR_LAYOUT); rot_dims > 0 (SIZE).
  * block        b in 2..64 dividing rot_dims (POSATTN_ERR_BLOCK), as given to posattn_liere_rotations.
  * q, q_heads   the query tensor and its head count (a multiple of n_gen_heads: POSATTN_ERR_SIZE otherwise).
- * q_tok_stride elements between tokens, 0: q_heads * q_head_stride;  q_head_stride  elements between heads, 0: D.
- *              Heads and tokens must not overlap (POSATTN_ERR_STRIDE).
+ * q_tok_stride elements between tokens, 0: q_heads * q_head_stride;  q_head_stride  elements between heads, 0: D,
+ *              else >= D (also with one head). Heads and tokens must not overlap (POSATTN_ERR_STRIDE).
  * k, k_heads, k_tok_stride, k_head_stride   the same for k; k NULL: q only (the k arguments are then ignored).
  *              k may have fewer heads than q (GQA), also a multiple of n_gen_heads. q and k must not share a byte;
  *              they may interleave token by token with equal token strides (a packed qkv buffer).

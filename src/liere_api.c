@@ -89,7 +89,8 @@ posattn_status posattn_liere_rotations(int64_t n_tok, int64_t n_axes, const floa
     return POSATTN_OK;
 }
 
-/* A [n_tok][heads][head_dim] tensor with resolved strides; the span covers the rotated dims of every head. */
+/* A [n_tok][heads][head_dim] tensor with resolved strides; the span covers the rotated dims of every head (the
+ * bytes written, which is what overlap is judged on), after the whole heads were checked to be addressable. */
 typedef struct heads_layout {
     int64_t tok_stride, head_stride;
     span bytes;
@@ -99,7 +100,7 @@ static posattn_status resolve_heads(float *x, int64_t n_tok, int64_t heads, int6
                                     int64_t rot_dims, int64_t tok_stride, int64_t head_stride, heads_layout *out) {
     if (tok_stride < 0 || head_stride < 0) return POSATTN_ERR_STRIDE;
     out->head_stride = head_stride ? head_stride : head_dim;
-    if (out->head_stride < head_dim && heads > 1) return POSATTN_ERR_STRIDE;
+    if (out->head_stride < head_dim) return POSATTN_ERR_STRIDE;
     if (tok_stride) {
         out->tok_stride = tok_stride;
     } else if (__builtin_mul_overflow(heads, out->head_stride, &out->tok_stride)) {
@@ -108,6 +109,11 @@ static posattn_status resolve_heads(float *x, int64_t n_tok, int64_t heads, int6
     if (!posattn_output_rows_disjoint(n_tok, out->tok_stride, heads, out->head_stride, head_dim)) {
         return POSATTN_ERR_STRIDE;
     }
+    /* x + rot_offset is only formed once the whole heads fit: a rot_offset beyond the address space would wrap. */
+    span whole;
+    posattn_status st = posattn_tensor_span(x, n_tok, out->tok_stride, heads, out->head_stride, head_dim,
+                                            sizeof(float), &whole);
+    if (st != POSATTN_OK) return st;
     return posattn_tensor_span(x + rot_offset, n_tok, out->tok_stride, heads, out->head_stride, rot_dims,
                                sizeof(float), &out->bytes);
 }
@@ -155,8 +161,11 @@ posattn_status posattn_liere_apply(int64_t n_tok, int64_t head_dim, int64_t rot_
         /* Per-token footprints in bytes, from the first rotated float of head 0. */
         const int64_t eq = (int64_t)(((q_heads - 1) * ql.head_stride + rot_dims) * (int64_t)sizeof(float));
         const int64_t ek = (int64_t)(((k_heads - 1) * kl.head_stride + rot_dims) * (int64_t)sizeof(float));
-        if (ql.tok_stride != kl.tok_stride ||
-            !interleaved_disjoint(q + rot_offset, eq, k + rot_offset, ek, ql.tok_stride * (int64_t)sizeof(float))) {
+        /* The token stride in bytes may not fit when there is one token (no product with n_tok bounded it);
+         * buffers whose spans overlap are then not an interleaving either. */
+        int64_t ts_bytes;
+        if (ql.tok_stride != kl.tok_stride || __builtin_mul_overflow(ql.tok_stride, (int64_t)sizeof(float), &ts_bytes) ||
+            !interleaved_disjoint(q + rot_offset, eq, k + rot_offset, ek, ts_bytes)) {
             return POSATTN_ERR_OVERLAP;
         }
     }

@@ -10,7 +10,7 @@
  * posattn_alibi_split_heads have small tables of their own (as the slopes in test_errors.c). Everything runs
  * under every ISA.
  *
- * Rows marked FINDING expect what include/posattn.h documents where the library currently does something else.
+ * Rows marked "Regression" expect what include/posattn.h documents where the library once did something else.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -193,6 +193,7 @@ START_TEST(test_apply_errors) {
         APPLY_CASE(POSATTN_ERR_STRIDE, c.q_tok_stride = INT64_MIN);
         APPLY_CASE(POSATTN_ERR_STRIDE, c.q_head_stride = 7);                      /* shorter than a head */
         APPLY_CASE(POSATTN_ERR_STRIDE, c.k_heads = 2, c.k_head_stride = 7);
+        APPLY_CASE(POSATTN_ERR_STRIDE, c.k_heads = 1, c.k_head_stride = 7); /* one head: refused as rope does */
         APPLY_CASE(POSATTN_ERR_STRIDE, c.q_tok_stride = 15);                      /* shorter than a token's heads */
         APPLY_CASE(POSATTN_ERR_STRIDE, c.k_tok_stride = 7);
         APPLY_CASE(POSATTN_ERR_STRIDE, c.q_tok_stride = 8, c.q_head_stride = 8);  /* token 1 = head 1 of token 0 */
@@ -235,22 +236,21 @@ START_TEST(test_apply_errors) {
 }
 END_TEST
 
-/* Rows where the library currently differs from the header (one test, so that the table above keeps running). */
-START_TEST(test_apply_findings) {
+/* Rows the argument table found wrong in src/liere_api.c, kept apart as regressions. */
+START_TEST(test_apply_regressions) {
     arena ar;
     ar.buf = guarded_input(ARENA_FLOATS, sizeof(float), 0);
     ar.a = ar.buf.data;
     for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
         if (!enter_isa(isa)) continue;
-        /* FINDING (UBSan): one token with huge equal token strides and q sharing bytes with k. The packed-qkv test
-         * in src/liere_api.c forms q_tok_stride * sizeof(float) in int64 (2^64 here: signed overflow) although
-         * only (n_tok - 1) * stride was checked, which is 0 for one token. Natively the wrapped value still
-         * refuses the call; with -fsanitize=undefined it aborts. */
+        /* Regression (UBSan): one token with huge equal token strides and q sharing bytes with k. The packed-qkv
+         * test formed q_tok_stride * sizeof(float) in int64 (2^64 here: signed overflow) although only
+         * (n_tok - 1) * stride had been checked, which is 0 for one token. */
         APPLY_CASE(POSATTN_ERR_OVERLAP, c.n_tok = 1, c.tok_end = 1, c.k = a + AT_Q + 1, c.q_tok_stride = BIG,
                    c.k_tok_stride = BIG);
-        /* FINDING: one token of one head of 2^62 + 2 floats (2^64 + 8 bytes) does not fit the address space, so the
-         * header's OVERFLOW applies; src/liere_api.c only spans the rotated dims, from q + rot_offset, a pointer
-         * that wraps to q itself here: the call returns OK and rotates q[0..1]. */
+        /* Regression: one token of one head of 2^62 + 2 floats (2^64 + 8 bytes) does not fit the address space, so
+         * the header's OVERFLOW applies; only the rotated dims used to be spanned, from q + rot_offset, a pointer
+         * that wrapped to q itself: the call returned OK and rotated q[0..1]. */
         APPLY_CASE(POSATTN_ERR_OVERFLOW, c.n_tok = 1, c.tok_end = 1, c.q_heads = 1, c.k = NULL,
                    c.head_dim = BIG + 2, c.rot_offset = BIG, c.rot_dims = 2);
     }
@@ -514,7 +514,7 @@ static Suite *errors_liere_suite(void) {
     Suite *s = suite_create("errors_liere");
     TCase *tc = make_tcase("errors_liere");
     tcase_add_test(tc, test_apply_errors);
-    tcase_add_test(tc, test_apply_findings);
+    tcase_add_test(tc, test_apply_regressions);
     tcase_add_test(tc, test_rotations_errors);
     tcase_add_test(tc, test_rotation_size_errors);
     tcase_add_test(tc, test_split_heads_errors);
