@@ -74,9 +74,10 @@ static void fuzz_split_heads(fz_bytes *b) {
  * unchanged, and the strings of any status or ISA value exist. */
 static void fuzz_isa_api(fz_bytes *b) {
     char name[16];
-    const size_t len = (size_t)fz_range(b, 0, sizeof name - 1);
-    for (size_t c = 0; c < len; ++c) name[c] = (char)fz_u8(b);
-    name[len] = '\0';
+    const size_t drawn = (size_t)fz_range(b, 0, sizeof name - 1);
+    for (size_t c = 0; c < drawn; ++c) name[c] = (char)fz_u8(b);
+    name[drawn] = '\0';
+    const size_t len = strlen(name); /* a zero byte drawn ends the name early */
     posattn_isa parsed = (posattn_isa)-7;
     posattn_status st = posattn_isa_from_name(name, &parsed);
     if (st == POSATTN_OK) {
