@@ -8,9 +8,9 @@
  *   LIERE_ISA                   suffix of the entry points (scalar, avx2, avx512, neon)
  *   LIERE_W                     float32 lanes per vector; LIERE_TILE_ROWS vectors of rows per register tile
  *   vf                          the vector type; vf_load, vf_store (unaligned), vf_set1, vf_zero, vf_fma(a, b, c)
- *                               = a*b + c, vf_add, vf_mul
+ *                               = a*b + c
  *   vf_block_bcast(x, b, c)     lane d receives lane (d / b) * b + c of x (called only for b < LIERE_W dividing it)
- *   LIERE_HAVE_BLOCK_BCAST      1 when vf_block_bcast exists
+ *   LIERE_HAVE_BLOCK_BCAST      1 when vf_block_bcast and vf_mul exist
  *   liere_sincos_f64(t, s, c, n) s[i] = sin(t[i]), c[i] = cos(t[i]) in float64, n a multiple of LIERE_D_BATCH
  *                               (arrays padded by the caller), for any finite argument (full range reduction)
  *

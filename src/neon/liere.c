@@ -29,7 +29,6 @@ static inline void vf_store(float *p, vf v) { vst1q_f32(p, v); }
 static inline vf vf_set1(float x) { return vdupq_n_f32(x); }
 static inline vf vf_zero(void) { return vdupq_n_f32(0.0f); }
 static inline vf vf_fma(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
-static inline vf vf_add(vf a, vf b) { return vaddq_f32(a, b); }
 static inline vf vf_mul(vf a, vf b) { return vmulq_f32(a, b); }
 
 /* Lane d gets lane (d / 2) * 2 + c (b = 2 only: the one b below 4 that divides 4). */

@@ -23,8 +23,6 @@ static inline void vf_store(float *p, vf v) { *p = v; }
 static inline vf vf_set1(float x) { return x; }
 static inline vf vf_zero(void) { return 0.0f; }
 static inline vf vf_fma(vf a, vf b, vf c) { return a * b + c; }
-static inline vf vf_add(vf a, vf b) { return a + b; }
-static inline vf vf_mul(vf a, vf b) { return a * b; }
 
 static void liere_sincos_f64(const double *theta, double *s, double *c, int64_t n) {
     for (int64_t i = 0; i < n; ++i) {
