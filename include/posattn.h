@@ -582,7 +582,9 @@ POSATTN_API posattn_status posattn_liere_rotations(int64_t n_tok, int64_t n_axes
  * options      NULL: forward.
  * Accuracy: each output x'_r = sum_c R[r][c] x_c is within (b + 1) u sum_c |R[r][c] x_c| of the exact sum over
  * the float32 rotations (b products and sums, fused on the SIMD paths); since R is orthogonal that is at most
- * (b + 1) u sqrt(b) ||x_block||. A norm is kept within the rotations' orthogonality plus that.
+ * (b + 1) u sqrt(b) ||x_block||; where products or partial sums fall below FLT_MIN (subnormals, rounded within
+ * 2^-150 each, up to 2b - 1 of them) add (b + 1) 2^-149 absolute. A norm is kept within the rotations'
+ * orthogonality plus that.
  * Errors: NULL (q, rot), SIZE, LAYOUT, BLOCK, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP (q or k overlapping rot, or
  * each other), FLAGS. On error nothing is written.
  */
