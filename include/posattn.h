@@ -401,7 +401,9 @@ typedef struct posattn_rope_options {
  * reference); the factor, the products and the sum add 3 u; second-order terms fit in the last u. The error of
  * the angle itself is not included: forming pos*F in float32 rounds theta by half an ulp of theta (about 0.03
  * radians at theta = 1e6), exactly as the reference implementations do; this library reproduces it, it does not
- * add to it. Inputs are not scanned: NaN or infinite values or positions give NaN in the affected pairs.
+ * add to it. Inputs are not scanned: a NaN value, or a NaN or infinite position or frequency (the angle is then
+ * not finite), gives NaN in the affected pairs; an infinite value gives inf or NaN there, as IEEE arithmetic has
+ * it (inf * cos(theta) is inf, inf * 0 is NaN).
  *
  * Errors: NULL (x, pos, freqs), SIZE (n_tok, n_heads, head_dim or rot_dims <= 0), LAYOUT (layout, odd rot_dims,
  * rot_offset < 0, rotated dimensions beyond D), AXES, ROW_RANGE (tokens not within [0, n_tok] or reversed), STRIDE,
