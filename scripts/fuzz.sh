@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the differential fuzz targets (fuzz/) with clang, libFuzzer, AddressSanitizer and UBSan in build-fuzz/,
 # then runs each for SECONDS seconds (default 60) from its seed corpus in fuzz/corpus/<target>/, with a fixed seed.
-#   scripts/fuzz.sh            60 s per target (CI runs `scripts/fuzz.sh 30`)
+#   scripts/fuzz.sh            60 s per target
 #   scripts/fuzz.sh 3600       a longer local run; new inputs go to build-fuzz/corpus/<target>/, crashes to
 #                              build-fuzz/crash-* (replay one: build-fuzz/fuzz/fuzz_<target> <file>)
-#   FUZZ_TARGETS="rope" scripts/fuzz.sh 600      some targets only; FUZZ_JOBS=2 runs two at a time
-#   FUZZ_RUNS=50000 scripts/fuzz.sh 300        a fixed number of inputs per target (with the fixed seed: the same
-#                                              inputs every time, as CI runs it)
+#   FUZZ_TARGETS="rope liere" scripts/fuzz.sh 600      some targets only (alibi_softmax alibi_bias rope liere)
+#   FUZZ_RUNS=40000 scripts/fuzz.sh 60         a fixed number of inputs per target, within the time limit (with the
+#                                              fixed seed: the same inputs every time; this is what CI runs)
+#   FUZZ_RUNS=10000000 FUZZ_SEED=7 scripts/fuzz.sh 86400      ten million inputs per target, another seed
 # A crash, a sanitizer report or a failed check aborts the target and fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,9 @@ seconds="${1:-60}"
 scripts/install-deps.sh --sanitizers
 
 dir=build-fuzz
-if [ ! -f "$dir/build.ninja" ]; then
+if [ -f "$dir/build.ninja" ]; then
+  meson setup --reconfigure "$dir" >/dev/null # picks up targets added to fuzz/ since the last setup
+else
   CC=clang meson setup "$dir" -Dfuzz=true -Dtests=false -Dbench=false -Dbuildtype=debugoptimized \
     -Db_sanitize=address,undefined -Db_lundef=false \
     -Dc_args="-fsanitize=fuzzer-no-link -fno-sanitize-recover=all"
@@ -31,7 +34,7 @@ for t in $targets; do
   mkdir -p "$dir/corpus/$t"
   echo "== fuzz_$t for ${seconds}s"
   # New inputs go to the build directory's corpus; the repository's seeds are read only.
-  if ! "$exe" -seed=1 ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
+  if ! "$exe" -seed="${FUZZ_SEED:-1}" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
       -artifact_prefix="$dir/crash-$t-" "$dir/corpus/$t" "fuzz/corpus/$t" 2>&1 | tail -n 25; then
     status=1
   fi
