@@ -165,6 +165,41 @@ void guarded_check(const guarded *g, const char *what) {
     }
 }
 
+void arena_open(arena *ar, int64_t n_floats) {
+    CHECK(n_floats > 0 && n_floats <= ARENA_MAX_FLOATS, "arena of %lld floats", (long long)n_floats);
+    ar->buf = guarded_input((size_t)n_floats, sizeof(float), 0);
+    ar->a = ar->buf.data;
+    ar->n = n_floats;
+}
+
+void arena_close(arena *ar) {
+    guarded_free(&ar->buf);
+    ar->a = NULL;
+}
+
+void arena_fill(arena *ar) {
+    for (int64_t k = 0; k < ar->n; ++k) ar->a[k] = 0.25f + (float)(k % 7) * 0.125f;
+}
+
+void arena_snapshot(arena *ar) {
+    memcpy(ar->before, ar->a, (size_t)ar->n * sizeof(float));
+}
+
+int arena_unchanged(const arena *ar) {
+    return memcmp(ar->before, ar->a, (size_t)ar->n * sizeof(float)) == 0;
+}
+
+void arena_expect(const arena *ar, posattn_status st, posattn_status expected, const char *fn, const char *change,
+                  int line) {
+    CHECK(st == expected, "isa %s, line %d, %s with `%s`: returned %d (%s), expected %d (%s)",
+          posattn_isa_name(posattn_active_isa()), line, fn, change, (int)st, posattn_status_string(st), (int)expected,
+          posattn_status_string(expected));
+    if (expected != POSATTN_OK) {
+        CHECK(arena_unchanged(ar), "isa %s, line %d, %s with `%s` failed with %s but wrote to memory",
+              posattn_isa_name(posattn_active_isa()), line, fn, change, posattn_status_string(st));
+    }
+}
+
 float untouched_pattern(void) {
     uint32_t bits = 0xFFC5A5A5u; /* a quiet NaN with a payload no arithmetic produces */
     float f;

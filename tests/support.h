@@ -102,6 +102,31 @@ void guarded_free(guarded *g);
 /* Fails the test when a canary byte before or after the data changed. */
 void guarded_check(const guarded *g, const char *what);
 
+/*
+ * Argument tables: every buffer of a call (inputs and outputs) lives in one arena of floats, filled and snapshotted
+ * before each call, so that a refused call can be shown to have written no byte anywhere. Inputs-style allocation
+ * (no slack): AddressSanitizer reports any access past the arena.
+ */
+#define ARENA_MAX_FLOATS 512
+typedef struct arena {
+    guarded buf;
+    float *a;
+    int64_t n;
+    unsigned char before[ARENA_MAX_FLOATS * sizeof(float)];
+} arena;
+
+void arena_open(arena *ar, int64_t n_floats);
+void arena_close(arena *ar);
+/* Fills every float with a finite pattern (0.25 + (k % 7) / 8); callers then place their integer tables. */
+void arena_fill(arena *ar);
+/* Records the arena's bytes as "before the call". */
+void arena_snapshot(arena *ar);
+int arena_unchanged(const arena *ar);
+/* Fails the test unless st == expected and, when expected is an error, the arena is byte for byte as snapshotted.
+ * fn names the entry point, change the argument change of the row (its source text), line its line. */
+void arena_expect(const arena *ar, posattn_status st, posattn_status expected, const char *fn, const char *change,
+                  int line);
+
 /* A float whose bits mark "never written" (a NaN nobody computes). */
 float untouched_pattern(void);
 void fill_untouched(float *x, size_t n);

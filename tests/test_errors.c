@@ -31,21 +31,11 @@ enum {
 
 static const int64_t BIG = INT64_C(1) << 62;
 
-typedef struct arena {
-    guarded buf;
-    float *a;
-    unsigned char before[ARENA_FLOATS * sizeof(float)];
-} arena;
-
 static void arena_reset(arena *ar) {
-    for (int k = 0; k < ARENA_FLOATS; ++k) ar->a[k] = 0.25f + (float)(k % 7) * 0.125f;
+    arena_fill(ar);
     uint16_t *mask16 = (uint16_t *)(ar->a + AT_MASK16);
     for (int k = 0; k < 15; ++k) mask16[k] = 0x3800u; /* 0.5 */
-    memcpy(ar->before, ar->a, sizeof ar->before);
-}
-
-static int arena_unchanged(const arena *ar) {
-    return memcmp(ar->before, ar->a, sizeof ar->before) == 0;
+    arena_snapshot(ar);
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -92,13 +82,7 @@ static posattn_status call_softmax(const softmax_call *c) {
 static void expect_softmax(arena *ar, const softmax_call *c, posattn_status expected, const char *change, int line) {
     arena_reset(ar);
     posattn_status st = call_softmax(c);
-    CHECK(st == expected, "isa %s, line %d, softmax with `%s`: returned %d (%s), expected %d (%s)",
-          posattn_isa_name(posattn_active_isa()), line, change, (int)st, posattn_status_string(st), (int)expected,
-          posattn_status_string(expected));
-    if (expected != POSATTN_OK) {
-        CHECK(arena_unchanged(ar), "isa %s, line %d, softmax with `%s` failed with %s but wrote to memory",
-              posattn_isa_name(posattn_active_isa()), line, change, posattn_status_string(st));
-    }
+    arena_expect(ar, st, expected, "softmax", change, line);
 }
 
 /* One case: the baseline with one change, and the status it must give. */
@@ -113,8 +97,7 @@ static void expect_softmax(arena *ar, const softmax_call *c, posattn_status expe
 
 START_TEST(test_softmax_errors) {
     arena ar;
-    ar.buf = guarded_input(ARENA_FLOATS, sizeof(float), 0);
-    ar.a = ar.buf.data;
+    arena_open(&ar, ARENA_FLOATS);
     for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
         if (!enter_isa(isa)) continue;
         /* The baseline and valid neighbours of the refused values below. */
@@ -254,7 +237,7 @@ START_TEST(test_softmax_errors) {
         SOFTMAX_CASE(POSATTN_ERR_FLAGS, c.options.flags |= POSATTN_MASK_TIMES_SLOPE, c.positions.q = NULL,
                      c.positions.k = NULL, c.positions.weights = NULL); /* a zeroed struct is still not NULL */
     }
-    guarded_free(&ar.buf);
+    arena_close(&ar);
 }
 END_TEST
 
@@ -285,13 +268,7 @@ static void expect_bias(arena *ar, const bias_call *c, posattn_status expected, 
     arena_reset(ar);
     posattn_status st = posattn_alibi_bias(c->n_heads, c->nq, c->nk, c->slopes, c->use_positions ? &c->positions : NULL,
                                            c->bias, c->row_stride, c->head_stride, c->row_begin, c->row_end);
-    CHECK(st == expected, "isa %s, line %d, bias with `%s`: returned %d (%s), expected %d (%s)",
-          posattn_isa_name(posattn_active_isa()), line, change, (int)st, posattn_status_string(st), (int)expected,
-          posattn_status_string(expected));
-    if (expected != POSATTN_OK) {
-        CHECK(arena_unchanged(ar), "isa %s, line %d, bias with `%s` failed but wrote to memory",
-              posattn_isa_name(posattn_active_isa()), line, change);
-    }
+    arena_expect(ar, st, expected, "bias", change, line);
 }
 
 #define BIAS_CASE(expected, ...)                                                                                   \
@@ -305,8 +282,7 @@ static void expect_bias(arena *ar, const bias_call *c, posattn_status expected, 
 
 START_TEST(test_bias_errors) {
     arena ar;
-    ar.buf = guarded_input(ARENA_FLOATS, sizeof(float), 0);
-    ar.a = ar.buf.data;
+    arena_open(&ar, ARENA_FLOATS);
     for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
         if (!enter_isa(isa)) continue;
         BIAS_CASE(POSATTN_OK, (void)0);
@@ -350,7 +326,7 @@ START_TEST(test_bias_errors) {
         BIAS_CASE(POSATTN_ERR_AXES, c.positions.axes = -1);
         BIAS_CASE(POSATTN_ERR_METRIC, c.positions.metric = (posattn_metric)7);
     }
-    guarded_free(&ar.buf);
+    arena_close(&ar);
 }
 END_TEST
 

@@ -33,30 +33,9 @@ enum {
 
 static const int64_t BIG = INT64_C(1) << 62;
 
-typedef struct arena {
-    guarded buf;
-    float *a;
-    unsigned char before[ARENA_FLOATS * sizeof(float)];
-} arena;
-
 static void arena_reset(arena *ar) {
-    for (int k = 0; k < ARENA_FLOATS; ++k) ar->a[k] = 0.25f + (float)(k % 7) * 0.125f;
-    memcpy(ar->before, ar->a, sizeof ar->before);
-}
-
-static int arena_unchanged(const arena *ar) {
-    return memcmp(ar->before, ar->a, sizeof ar->before) == 0;
-}
-
-static void expect_status(const arena *ar, posattn_status st, posattn_status expected, const char *fn,
-                          const char *change, int line) {
-    CHECK(st == expected, "isa %s, line %d, %s with `%s`: returned %d (%s), expected %d (%s)",
-          posattn_isa_name(posattn_active_isa()), line, fn, change, (int)st, posattn_status_string(st), (int)expected,
-          posattn_status_string(expected));
-    if (expected != POSATTN_OK) {
-        CHECK(arena_unchanged(ar), "isa %s, line %d, %s with `%s` failed but wrote to memory",
-              posattn_isa_name(posattn_active_isa()), line, fn, change);
-    }
+    arena_fill(ar);
+    arena_snapshot(ar);
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -95,7 +74,7 @@ static void expect_apply(arena *ar, const apply_call *c, posattn_status expected
                                             c->k_tok_stride, c->k_head_stride, c->rot, c->rot_tok_stride,
                                             c->n_gen_heads, c->use_options ? &c->options : NULL, c->tok_begin,
                                             c->tok_end);
-    expect_status(ar, st, expected, "liere_apply", change, line);
+    arena_expect(ar, st, expected, "liere_apply", change, line);
 }
 
 #define APPLY_CASE(expected, ...)                                                                                  \
@@ -109,8 +88,7 @@ static void expect_apply(arena *ar, const apply_call *c, posattn_status expected
 
 START_TEST(test_apply_errors) {
     arena ar;
-    ar.buf = guarded_input(ARENA_FLOATS, sizeof(float), 0);
-    ar.a = ar.buf.data;
+    arena_open(&ar, ARENA_FLOATS);
     for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
         if (!enter_isa(isa)) continue;
         /* The baseline and valid neighbours of the refused values below. */
@@ -232,15 +210,14 @@ START_TEST(test_apply_errors) {
         APPLY_CASE(POSATTN_ERR_OVERLAP, c.k = a + AT_Q + 1, c.k_tok_stride = 16); /* equal strides, shifted */
         APPLY_CASE(POSATTN_ERR_OVERLAP, c.k = a + AT_Q + 11, c.q_tok_stride = 24, c.k_tok_stride = 24); /* packed */
     }
-    guarded_free(&ar.buf);
+    arena_close(&ar);
 }
 END_TEST
 
 /* Rows the argument table found wrong in src/liere_api.c, kept apart as regressions. */
 START_TEST(test_apply_regressions) {
     arena ar;
-    ar.buf = guarded_input(ARENA_FLOATS, sizeof(float), 0);
-    ar.a = ar.buf.data;
+    arena_open(&ar, ARENA_FLOATS);
     for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
         if (!enter_isa(isa)) continue;
         /* Regression (UBSan): one token with huge equal token strides and q sharing bytes with k. The packed-qkv
@@ -254,7 +231,7 @@ START_TEST(test_apply_regressions) {
         APPLY_CASE(POSATTN_ERR_OVERFLOW, c.n_tok = 1, c.tok_end = 1, c.q_heads = 1, c.k = NULL,
                    c.head_dim = BIG + 2, c.rot_offset = BIG, c.rot_dims = 2);
     }
-    guarded_free(&ar.buf);
+    arena_close(&ar);
 }
 END_TEST
 
@@ -290,7 +267,7 @@ static void expect_rotations(arena *ar, const rotations_call *c, posattn_status 
     posattn_status st = posattn_liere_rotations(c->n_tok, c->n_axes, c->pos, c->pos_stride, c->n_gen_heads, c->block,
                                                 c->rot_dims, c->gens, c->rot, c->rot_tok_stride,
                                                 c->use_options ? &c->options : NULL, c->tok_begin, c->tok_end);
-    expect_status(ar, st, expected, "liere_rotations", change, line);
+    arena_expect(ar, st, expected, "liere_rotations", change, line);
 }
 
 #define ROTATIONS_CASE(expected, ...)                                                                              \
@@ -304,8 +281,7 @@ static void expect_rotations(arena *ar, const rotations_call *c, posattn_status 
 
 START_TEST(test_rotations_errors) {
     arena ar;
-    ar.buf = guarded_input(ARENA_FLOATS, sizeof(float), 0);
-    ar.a = ar.buf.data;
+    arena_open(&ar, ARENA_FLOATS);
     for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
         if (!enter_isa(isa)) continue;
         /* The baseline and valid neighbours of the refused values below. */
@@ -391,7 +367,7 @@ START_TEST(test_rotations_errors) {
         ROTATIONS_CASE(POSATTN_ERR_OVERLAP, c.gens = a + AT_OUT_ROT + 20);
         ROTATIONS_CASE(POSATTN_ERR_OVERLAP, c.pos_stride = 3, c.pos = a + AT_OUT_ROT - 7); /* last coordinate */
     }
-    guarded_free(&ar.buf);
+    arena_close(&ar);
 }
 END_TEST
 

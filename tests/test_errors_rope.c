@@ -30,35 +30,14 @@ enum {
 
 static const int64_t BIG = INT64_C(1) << 62;
 
-typedef struct arena {
-    guarded buf;
-    float *a;
-    unsigned char before[ARENA_FLOATS * sizeof(float)];
-} arena;
-
 static void arena_reset(arena *ar) {
-    for (int k = 0; k < ARENA_FLOATS; ++k) ar->a[k] = 0.25f + (float)(k % 7) * 0.125f;
+    arena_fill(ar);
     /* The builders' baseline: sections (1, 3) pairs, then a valid axis map; entries 2, 3 feed n_axes 4 cases. */
     int64_t sections[4] = {1, 3, 0, 0};
     int32_t axis_map[4] = {0, 1, 1, 0};
     memcpy(ar->a + AT_SECTIONS, sections, sizeof sections);
     memcpy(ar->a + AT_AXIS_MAP, axis_map, sizeof axis_map);
-    memcpy(ar->before, ar->a, sizeof ar->before);
-}
-
-static int arena_unchanged(const arena *ar) {
-    return memcmp(ar->before, ar->a, sizeof ar->before) == 0;
-}
-
-static void expect_status(const arena *ar, posattn_status st, posattn_status expected, const char *fn,
-                          const char *change, int line) {
-    CHECK(st == expected, "isa %s, line %d, %s with `%s`: returned %d (%s), expected %d (%s)",
-          posattn_isa_name(posattn_active_isa()), line, fn, change, (int)st, posattn_status_string(st), (int)expected,
-          posattn_status_string(expected));
-    if (expected != POSATTN_OK) {
-        CHECK(arena_unchanged(ar), "isa %s, line %d, %s with `%s` failed but wrote to memory",
-              posattn_isa_name(posattn_active_isa()), line, fn, change);
-    }
+    arena_snapshot(ar);
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -98,7 +77,7 @@ static void expect_apply(arena *ar, const apply_call *c, posattn_status expected
                                            c->rot_offset, c->rot_dims, c->layout, c->n_axes, c->pos, c->pos_stride,
                                            c->freqs, c->freq_head_stride, c->use_options ? &c->options : NULL,
                                            c->tok_begin, c->tok_end);
-    expect_status(ar, st, expected, "rope_apply", change, line);
+    arena_expect(ar, st, expected, "rope_apply", change, line);
 }
 
 #define APPLY_CASE(expected, ...)                                                                                  \
@@ -112,8 +91,7 @@ static void expect_apply(arena *ar, const apply_call *c, posattn_status expected
 
 START_TEST(test_apply_errors) {
     arena ar;
-    ar.buf = guarded_input(ARENA_FLOATS, sizeof(float), 0);
-    ar.a = ar.buf.data;
+    arena_open(&ar, ARENA_FLOATS);
     for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
         if (!enter_isa(isa)) continue;
         /* The baseline and valid neighbours of the refused values below. */
@@ -223,7 +201,7 @@ START_TEST(test_apply_errors) {
         APPLY_CASE(POSATTN_ERR_OVERLAP, c.options.pair_factors = a + AT_X + 44);
         APPLY_CASE(POSATTN_ERR_OVERLAP, c.options.pair_factors = a + AT_X + 1);
     }
-    guarded_free(&ar.buf);
+    arena_close(&ar);
 }
 END_TEST
 
@@ -270,7 +248,7 @@ static void expect_builder(arena *ar, builder_kind kind, const builder_call *c, 
     case BUILD_VISION: st = posattn_rope_freqs_vision(c->rot_dims, c->base, c->n_axes, c->sections, c->freqs); break;
     case BUILD_KIND_COUNT: break;
     }
-    expect_status(ar, st, expected, builder_names[kind], change, line);
+    arena_expect(ar, st, expected, builder_names[kind], change, line);
 }
 
 #define BUILDER_CASE(kind, expected, ...)                                                                          \
@@ -314,8 +292,7 @@ static void common_builder_cases(arena *arp, builder_kind kind) {
 
 START_TEST(test_builder_errors) {
     arena ar, *arp = &ar;
-    ar.buf = guarded_input(ARENA_FLOATS, sizeof(float), 0);
-    ar.a = ar.buf.data;
+    arena_open(&ar, ARENA_FLOATS);
     for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
         if (!enter_isa(isa)) continue;
         for (int kind = 0; kind < BUILD_KIND_COUNT; ++kind) common_builder_cases(arp, (builder_kind)kind);
@@ -347,7 +324,7 @@ START_TEST(test_builder_errors) {
         BUILDER_CASE(BUILD_AXIS_MAP, POSATTN_OK, c.n_axes = 4);
         BUILDER_CASE(BUILD_AXIS_MAP, POSATTN_OK, c.n_axes = 3, c.rot_dims = 2);     /* reads entry 0 only */
     }
-    guarded_free(&ar.buf);
+    arena_close(&ar);
 }
 END_TEST
 
@@ -358,7 +335,7 @@ static void builder_value_case(arena *ar, builder_kind kind, const int64_t secti
     arena_reset(ar);
     memcpy(ar->a + AT_SECTIONS, sections, 4 * sizeof(int64_t));
     memcpy(ar->a + AT_AXIS_MAP, map, 4 * sizeof(int32_t));
-    memcpy(ar->before, ar->a, sizeof ar->before);
+    arena_snapshot(ar);
     builder_call c = builder_baseline(ar->a);
     c.n_axes = n_axes;
     posattn_status st = POSATTN_OK;
@@ -368,7 +345,7 @@ static void builder_value_case(arena *ar, builder_kind kind, const int64_t secti
     case BUILD_AXIS_MAP: st = posattn_rope_freqs_axis_map(c.rot_dims, c.base, c.n_axes, c.axis_map, c.freqs); break;
     default: break;
     }
-    expect_status(ar, st, expected, builder_names[kind], change, line);
+    arena_expect(ar, st, expected, builder_names[kind], change, line);
 }
 
 START_TEST(test_builder_value_errors) {
@@ -389,8 +366,7 @@ START_TEST(test_builder_value_errors) {
         {{1, 3, 0, 0}, {INT32_MIN, 0, 0, 0}, 2, POSATTN_OK, POSATTN_ERR_SECTIONS, "axis INT32_MIN"},
     };
     arena ar;
-    ar.buf = guarded_input(ARENA_FLOATS, sizeof(float), 0);
-    ar.a = ar.buf.data;
+    arena_open(&ar, ARENA_FLOATS);
     for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
         if (!enter_isa(isa)) continue;
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; ++k) {
@@ -402,7 +378,7 @@ START_TEST(test_builder_value_errors) {
                                cases[k].map_status, cases[k].what, __LINE__);
         }
     }
-    guarded_free(&ar.buf);
+    arena_close(&ar);
 }
 END_TEST
 
