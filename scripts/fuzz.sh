@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh 3600       a longer local run; new inputs go to build-fuzz/corpus/<target>/, crashes to
 #                              build-fuzz/crash-* (replay one: build-fuzz/fuzz/fuzz_<target> <file>)
 #   FUZZ_TARGETS="rope liere" scripts/fuzz.sh 600      some targets only (alibi_softmax alibi_bias rope liere)
-#   FUZZ_RUNS=40000 scripts/fuzz.sh 60         a fixed number of inputs per target, within the time limit (with the
+#   FUZZ_RUNS=200000 scripts/fuzz.sh 60        a fixed number of inputs per target, within the time limit (with the
 #                                              fixed seed: the same inputs every time; this is what CI runs)
 #   FUZZ_RUNS=10000000 FUZZ_SEED=7 scripts/fuzz.sh 86400      ten million inputs per target, another seed
 # A crash, a sanitizer report or a failed check aborts the target and fails the script.
