@@ -85,7 +85,8 @@ static void fuzz_isa_api(fz_bytes *b) {
         const char *canonical = posattn_isa_name(parsed);
         FZ_CHECK(strlen(canonical) == len, "from_name accepted \"%s\" as %s", name, canonical);
         for (size_t c = 0; c < len; ++c) {
-            FZ_CHECK(tolower((unsigned char)name[c]) == canonical[c], "from_name accepted \"%s\" as %s", name, canonical);
+            FZ_CHECK(tolower((unsigned char)name[c]) == canonical[c], "from_name accepted \"%s\" as %s", name,
+                     canonical);
         }
     } else {
         FZ_CHECK(st == POSATTN_ERR_ISA_UNKNOWN && parsed == (posattn_isa)-7, "from_name: %s, wrote %d",

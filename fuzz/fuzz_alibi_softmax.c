@@ -95,8 +95,8 @@ static void check_row(const call *c, int64_t r, const float *probs, const float 
     for (int64_t j = 0; j < nk; ++j) {
         const float got = p[j];
         if (!valid[j]) {
-            FZ_CHECK(got == 0.0f || (isnan(got) && (nan_row || huge)), "isa %s row %lld key %lld: excluded key got %g", isa, (long long)r,
-                     (long long)j, (double)got);
+            FZ_CHECK(got == 0.0f || (isnan(got) && (nan_row || huge)), "isa %s row %lld key %lld: excluded key got %g",
+                     isa, (long long)r, (long long)j, (double)got);
             continue;
         }
         if (nan_row) {
@@ -191,7 +191,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 uint16_t *m16 = malloc((size_t)ext * sizeof *m16);
                 for (int64_t e = 0; e < ext; ++e) {
                     uint8_t k = fz_u8(&b);
-                    m16[e] = k < 16 ? 0xFC00u : k < 40 ? (uint16_t)fz_u32(&b) : (uint16_t)(0xB800u + k); /* -inf, raw, ~ -0.5 */
+                    m16[e] = k < 16   ? 0xFC00u
+                             : k < 40 ? (uint16_t)fz_u32(&b)
+                                      : (uint16_t)(0xB800u + k); /* -inf, raw, ~ -0.5 */
                 }
                 mask = (float *)m16;
             } else {
@@ -245,7 +247,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (c.pos.use) c.pos.p.metric = (posattn_metric)(2 + fz_range(&b, 0, 5)), injected = POSATTN_ERR_METRIC;
         break;
     case 16:
-        if (c.use_options && c.o.mask) c.o.mask_type = (posattn_mask_type)(2 + fz_range(&b, 0, 9)), injected = POSATTN_ERR_MASK_TYPE;
+        if (c.use_options && c.o.mask) {
+            c.o.mask_type = (posattn_mask_type)(2 + fz_range(&b, 0, 9)), injected = POSATTN_ERR_MASK_TYPE;
+        }
         break;
     case 17:
         if (!in_place && p_ext > 1) { /* probs overlapping scores, not identically */
@@ -275,13 +279,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 (long long)c.prs, (long long)c.phs, in_place, (long long)c.rb, (long long)c.re, (double)c.scale,
                 (int)injected, c.use_options, c.o.flags, (double)c.o.softcap, (long long)c.o.window, c.o.mask,
                 (int)c.o.mask_type, (const void *)c.o.sinks, want_lse);
-        fprintf(stderr, "positions use %d axes %lld p.axes %lld q %p k %p w %p metric %d qs %lld ks %lld qhs %lld khs %lld\n",
+        fprintf(stderr,
+                "positions use %d axes %lld p.axes %lld q %p k %p w %p metric %d qs %lld ks %lld qhs %lld khs %lld\n",
                 c.pos.use, (long long)c.pos.axes, (long long)c.pos.p.axes, (const void *)c.pos.p.q,
                 (const void *)c.pos.p.k, (const void *)c.pos.p.weights, (int)c.pos.p.metric,
                 (long long)c.pos.p.q_stride, (long long)c.pos.p.k_stride, (long long)c.pos.p.q_head_stride,
                 (long long)c.pos.p.k_head_stride);
         for (int64_t e = 0; e < s_ext; ++e) fprintf(stderr, "s[%lld] = %g\n", (long long)e, (double)scores[e]);
-        for (int64_t h = 0; h < H; ++h) fprintf(stderr, "slope[%lld] = %g sink %g\n", (long long)h, (double)slopes[h], sinks ? (double)sinks[h] : 0.0);
+        for (int64_t h = 0; h < H; ++h) {
+            fprintf(stderr, "slope[%lld] = %g sink %g\n", (long long)h, (double)slopes[h],
+                    sinks ? (double)sinks[h] : 0.0);
+        }
     }
     posattn_isa isas[POSATTN_ISA_COUNT];
     const int n_isa = fz_isas(isas);
@@ -309,8 +317,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                  (long long)c.nq, (long long)c.nk, (long long)c.pos.axes);
         if (st != POSATTN_OK) {
             if (injected == POSATTN_ERR_OVERLAP) {
-                FZ_CHECK(memcmp(overlap_buf, scores, (size_t)s_ext * sizeof(float)) == 0, "isa %s: error %s but scores changed", name, posattn_status_string(st));
-                for (int64_t e = 0; e < p_ext; ++e) FZ_CHECK(fz_same_bits(overlap_buf[s_ext + e], out0[0]) || in_place, "isa %s: error %s but wrote", name, posattn_status_string(st));
+                FZ_CHECK(memcmp(overlap_buf, scores, (size_t)s_ext * sizeof(float)) == 0,
+                         "isa %s: error %s but scores changed", name, posattn_status_string(st));
+                for (int64_t e = 0; e < p_ext; ++e) {
+                    FZ_CHECK(fz_same_bits(overlap_buf[s_ext + e], out0[0]) || in_place, "isa %s: error %s but wrote",
+                             name, posattn_status_string(st));
+                }
             }
             FZ_CHECK(memcmp(out, out0, (size_t)out_n * sizeof(float)) == 0, "isa %s: error %s but probs written",
                      name, posattn_status_string(st));
@@ -334,7 +346,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             for (int64_t e = 0; e < out_n; ++e) {
                 int64_t h = e / phs, rem = e % phs, i = rem / prs, j = rem % prs;
                 int inside = h < H && i < nq && j < nk;
-                if (!inside) FZ_CHECK(fz_same_bits(out[e], out0[e]), "isa %s: padding element %lld written", name, (long long)e);
+                if (!inside) {
+                    FZ_CHECK(fz_same_bits(out[e], out0[e]), "isa %s: padding element %lld written", name, (long long)e);
+                }
             }
         }
         free(out);

@@ -3,10 +3,10 @@
  *
  * This version provides ALiBi for arbitrary float positions with 1 to 4 axes (L1 or Euclidean distance): the
  * slopes, the position bias on its own, and the fused bias-add-softmax, each with a scalar reference and AVX2,
- * AVX-512 and NEON implementations chosen at run time. The mathematics is that of the project's SPEC (sections 1-3). Rotary embeddings for positions with 1 to 4
- * float axes (axial, multi-section, vision, mixed; SPEC 4) follow the same conventions: posattn_rope_apply and the
- * table builders posattn_rope_freqs_*. So do the LieRE rotations (b x b rotations from learned generators, SPEC 5):
- * posattn_liere_rotations and posattn_liere_apply.
+ * AVX-512 and NEON implementations chosen at run time. The mathematics is that of the project's SPEC (sections
+ * 1-3). Rotary embeddings for positions with 1 to 4 float axes (axial, multi-section, vision, mixed; SPEC 4)
+ * follow the same conventions: posattn_rope_apply and the table builders posattn_rope_freqs_*. So do the LieRE
+ * rotations (b x b rotations from learned generators, SPEC 5): posattn_liere_rotations and posattn_liere_apply.
  *
  * Conventions shared by every entry point
  * - Every function that can fail returns posattn_status; 0 (POSATTN_OK) is success. On any error nothing is

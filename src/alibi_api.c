@@ -41,8 +41,8 @@ static posattn_status resolve_rows(const void *base, shape s, int64_t row_stride
     } else if (__builtin_mul_overflow(s.nq, out->row_stride, &out->head_stride)) {
         return POSATTN_ERR_OVERFLOW;
     }
-    posattn_status st = posattn_tensor_span(base, s.n_heads, out->head_stride, s.nq, out->row_stride, s.nk, sizeof(float),
-                                    &out->bytes);
+    posattn_status st = posattn_tensor_span(base, s.n_heads, out->head_stride, s.nq, out->row_stride, s.nk,
+                                            sizeof(float), &out->bytes);
     if (st != POSATTN_OK) return st;
     if (is_output && !posattn_output_rows_disjoint(s.n_heads, out->head_stride, s.nq, out->row_stride, s.nk)) {
         return POSATTN_ERR_STRIDE;
@@ -72,8 +72,10 @@ static posattn_status resolve_positions(const posattn_positions *given, shape s,
     if (!p->k_stride) p->k_stride = p->axes;
     if (p->q_stride < p->axes || p->k_stride < p->axes) return POSATTN_ERR_STRIDE;
     posattn_status st;
-    if ((st = posattn_tensor_span(p->q, s.n_heads, p->q_head_stride, s.nq, p->q_stride, p->axes, sizeof(float), &out->q)) ||
-        (st = posattn_tensor_span(p->k, s.n_heads, p->k_head_stride, s.nk, p->k_stride, p->axes, sizeof(float), &out->k)) ||
+    if ((st = posattn_tensor_span(p->q, s.n_heads, p->q_head_stride, s.nq, p->q_stride, p->axes, sizeof(float),
+                                  &out->q)) ||
+        (st = posattn_tensor_span(p->k, s.n_heads, p->k_head_stride, s.nk, p->k_stride, p->axes, sizeof(float),
+                                  &out->k)) ||
         (st = posattn_tensor_span(p->weights, 1, 0, s.n_heads, p->axes, p->axes, sizeof(float), &out->weights))) {
         return st;
     }
@@ -197,18 +199,19 @@ posattn_status posattn_alibi_bias(int64_t n_heads, int64_t nq, int64_t nk, const
     if (st) return st;
     positions_layout pos;
     rows_layout out;
-    if ((st = resolve_positions(positions, s, &pos)) || (st = resolve_rows(bias, s, row_stride, head_stride, 1, &out))) {
+    if ((st = resolve_positions(positions, s, &pos)) ||
+        (st = resolve_rows(bias, s, row_stride, head_stride, 1, &out))) {
         return st;
     }
     span slope_bytes = array_span(slopes, n_heads);
-    if (posattn_spans_overlap(out.bytes, slope_bytes) || posattn_spans_overlap(out.bytes, pos.q) || posattn_spans_overlap(out.bytes, pos.k) ||
-        posattn_spans_overlap(out.bytes, pos.weights)) {
+    if (posattn_spans_overlap(out.bytes, slope_bytes) || posattn_spans_overlap(out.bytes, pos.q) ||
+        posattn_spans_overlap(out.bytes, pos.k) || posattn_spans_overlap(out.bytes, pos.weights)) {
         return POSATTN_ERR_OVERLAP;
     }
 
     const posattn_kernel_table *kernels = posattn_active_kernels();
-    for (int64_t r = row_begin; r < row_end; ++r) {
-        int64_t h = r / nq, i = r % nq;
+    int64_t h = row_begin / nq, i = row_begin % nq; /* advanced with the row, as in posattn_alibi_softmax */
+    for (int64_t r = row_begin; r < row_end; ++r, i = i + 1 < nq ? i + 1 : (++h, 0)) {
         float *row = bias + h * out.head_stride + i * out.row_stride;
         row_positions rp = row_positions_of(slopes, &pos.p, s, h, i);
         if (rp.slope == 0.0f) {
@@ -285,14 +288,19 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
         return POSATTN_ERR_OVERLAP;
     }
     for (size_t n = 0; n < sizeof inputs / sizeof inputs[0]; ++n) {
-        if (posattn_spans_overlap(out.bytes, inputs[n]) || posattn_spans_overlap(lse_bytes, inputs[n])) return POSATTN_ERR_OVERLAP;
+        if (posattn_spans_overlap(out.bytes, inputs[n]) || posattn_spans_overlap(lse_bytes, inputs[n])) {
+            return POSATTN_ERR_OVERLAP;
+        }
     }
 
     const posattn_kernel_table *kernels = posattn_active_kernels();
     int mask_times_slope = (o->flags & POSATTN_MASK_TIMES_SLOPE) != 0;
     size_t mask_elem = mask_is_f16 ? sizeof(uint16_t) : sizeof(float);
+    /* Head and query advance with the row instead of two 64-bit divisions per row (and two more for the next
+     * row): at a few hundred keys per row those divisions cost as much as a pass over the row. */
+    int64_t h = row_begin / nq, i = row_begin % nq;
     for (int64_t r = row_begin; r < row_end; ++r) {
-        int64_t h = r / nq, i = r % nq;
+        const int64_t h1 = i + 1 < nq ? h : h + 1, i1 = i + 1 < nq ? i + 1 : 0; /* row r + 1 */
         row_positions rp = {0};
         if (!mask_times_slope) rp = row_positions_of(slopes, &pos.p, s, h, i);
         posattn_softmax_row row = {
@@ -305,7 +313,8 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
             .q_pos = mask_times_slope ? query_position(&pos.p, s, h, i) : rp.q_pos,
             .keys = mask_times_slope ? key_positions(&pos.p, h) : rp.keys,
             .nd = rp.slope != 0.0f ? rp.nd : (posattn_nd_positions){0},
-            .mask = o->mask ? (const char *)o->mask + (size_t)(h * o->mask_head_stride + i * mask_row_stride) * mask_elem
+            .mask = o->mask
+                        ? (const char *)o->mask + (size_t)(h * o->mask_head_stride + i * mask_row_stride) * mask_elem
                             : NULL,
             .mask_is_f16 = mask_is_f16,
             .mask_scale = mask_times_slope ? slopes[h] : 1.0f,
@@ -315,13 +324,14 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
         };
         valid_keys(s, i, (o->flags & POSATTN_CAUSAL) != 0, o->window, &row.lo, &row.hi);
         if (r + 1 < row_end) { /* the next row, for the kernel's prefetch (kernels.h) */
-            int64_t h1 = (r + 1) / nq, i1 = (r + 1) % nq, lo1, hi1;
+            int64_t lo1, hi1;
             valid_keys(s, i1, (o->flags & POSATTN_CAUSAL) != 0, o->window, &lo1, &hi1);
             row.next_scores = scores + h1 * in.head_stride + i1 * in.row_stride + lo1;
             row.next_scores_n = hi1 - lo1;
             row.next_probs = probs + h1 * out.head_stride + i1 * out.row_stride;
         }
         kernels->alibi_softmax_row(&row);
+        h = h1, i = i1;
     }
     return POSATTN_OK;
 }

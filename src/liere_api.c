@@ -164,7 +164,8 @@ posattn_status posattn_liere_apply(int64_t n_tok, int64_t head_dim, int64_t rot_
         /* The token stride in bytes may not fit when there is one token (no product with n_tok bounded it);
          * buffers whose spans overlap are then not an interleaving either. */
         int64_t ts_bytes;
-        if (ql.tok_stride != kl.tok_stride || __builtin_mul_overflow(ql.tok_stride, (int64_t)sizeof(float), &ts_bytes) ||
+        if (ql.tok_stride != kl.tok_stride ||
+            __builtin_mul_overflow(ql.tok_stride, (int64_t)sizeof(float), &ts_bytes) ||
             !interleaved_disjoint(q + rot_offset, eq, k + rot_offset, ek, ts_bytes)) {
             return POSATTN_ERR_OVERLAP;
         }

@@ -51,7 +51,8 @@ posattn_status posattn_tensor_span(const void *base, int64_t n_outer, int64_t ou
     out->begin = out->end = (uintptr_t)base;
     if (!base) return POSATTN_OK;
     int64_t elements = row_len;
-    if (!posattn_mul_add_ok(n_outer - 1, outer_stride, &elements) || !posattn_mul_add_ok(n_inner - 1, inner_stride, &elements)) {
+    if (!posattn_mul_add_ok(n_outer - 1, outer_stride, &elements) ||
+        !posattn_mul_add_ok(n_inner - 1, inner_stride, &elements)) {
         return POSATTN_ERR_OVERFLOW;
     }
     int64_t bytes;

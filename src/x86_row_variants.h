@@ -65,11 +65,11 @@ static inline int mask_mode(const posattn_softmax_row *row) {
         }                                                                                                          \
     }
 
-/* The softmax: specialised variants for the common shapes: no softcap, keys at their indices or contiguous (or no bias, as in
- * ggml mode), any mask; one per kept-axis count and metric for N-D rows (coordinates and distance unrolled, mask
- * and softcap loop-invariant branches). Everything else (softcap, where tanh dominates; strided or > 2^24 key
- * positions) takes the generic variant, whose per-vector branches are loop-invariant. Each variant is a separate
- * function with its own register allocation: static and noinline (GCC warns on "inline" with noinline). */
+/* The softmax: specialised variants for the common shapes: no softcap, keys at their indices or contiguous (or no
+ * bias, as in ggml mode), any mask; one per kept-axis count and metric for N-D rows (coordinates and distance
+ * unrolled, mask and softcap loop-invariant branches). Everything else (softcap, where tanh dominates; strided or
+ * > 2^24 key positions) takes the generic variant, whose per-vector branches are loop-invariant. Each variant is a
+ * separate function with its own register allocation: static and noinline (GCC warns on "inline" with noinline). */
 #define POSATTN_SOFTMAX_VARIANT(keys, mask)                                                                        \
     static __attribute__((noinline)) void softmax_row_##keys##_##mask(const posattn_softmax_row *row) {            \
         softmax_row_body(row, keys, mask, 0);                                                                      \

@@ -441,8 +441,8 @@ START_TEST(test_nan_coordinates_any_isa) {
             for (int e = 0; e < 8; ++e) {
                 const int reads_nan = e < 4 || e == 7;
                 if (reads_nan) {
-                    CHECK(isnan(bias[e]), "isa %s metric %d: bias[%d] = %g, expected NaN", posattn_isa_name(isa), metric,
-                          e, (double)bias[e]);
+                    CHECK(isnan(bias[e]), "isa %s metric %d: bias[%d] = %g, expected NaN", posattn_isa_name(isa),
+                          metric, e, (double)bias[e]);
                 } else {
                     CHECK(isfinite(bias[e]) && memcmp(&bias[e], &ref[e], sizeof(float)) == 0,
                           "isa %s metric %d: bias[%d] = %a, scalar %a", posattn_isa_name(isa), metric, e,

@@ -143,8 +143,8 @@ static inline float32x4_t logits_tail_f32x4(const logit_params *p, int64_t j, in
 /*
  * exp(x) for x in [-87, 0] (exp_f32.h): n = round(x log2 e), r = x - n ln2 in two FMA steps, exp(r) by the Cephes
  * polynomial, then 2^n added to the exponent field. On that range n >= -126, and n = -126 only for x <= -86.99
- * where r >= 0.33 and exp(r) > 1, so the result is normal and the integer add cannot underflow the exponent. Other inputs give garbage that the
- * caller masks; a NaN stays NaN (its n converts to 0).
+ * where r >= 0.33 and exp(r) > 1, so the result is normal and the integer add cannot underflow the exponent. Other
+ * inputs give garbage that the caller masks; a NaN stays NaN (its n converts to 0).
  */
 static inline float32x4_t exp_f32x4(float32x4_t x_f32x4) {
     float32x4_t n_f32x4 = vrndnq_f32(vmulq_n_f32(x_f32x4, POSATTN_EXP_LOG2E));
@@ -224,8 +224,9 @@ static inline double exp_store_sum(const logit_params *p, float *probs, int64_t 
             float32x4_t d1_f32x4 = vsubq_f32(logits_f32x4(p, j + 4), mx_f32x4);
             float32x4_t d2_f32x4 = vsubq_f32(logits_f32x4(p, j + 8), mx_f32x4);
             float32x4_t d3_f32x4 = vsubq_f32(logits_f32x4(p, j + 12), mx_f32x4);
-            uint32x4_t below_u32x4 = vandq_u32(vandq_u32(vcltq_f32(d0_f32x4, flush_f32x4), vcltq_f32(d1_f32x4, flush_f32x4)),
-                                               vandq_u32(vcltq_f32(d2_f32x4, flush_f32x4), vcltq_f32(d3_f32x4, flush_f32x4)));
+            uint32x4_t below01_u32x4 = vandq_u32(vcltq_f32(d0_f32x4, flush_f32x4), vcltq_f32(d1_f32x4, flush_f32x4));
+            uint32x4_t below23_u32x4 = vandq_u32(vcltq_f32(d2_f32x4, flush_f32x4), vcltq_f32(d3_f32x4, flush_f32x4));
+            uint32x4_t below_u32x4 = vandq_u32(below01_u32x4, below23_u32x4);
             if (vminvq_u32(below_u32x4) != 0) {
                 /* Far from the maximum (distant keys under a steep slope, masked spans): all 16 are exactly 0,
                  * and they add nothing to the sum. */
