@@ -374,9 +374,9 @@ static inline float flushed_expf(float x) {
  */
 POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int keys, int mask, int softcap) {
     /* Logits stored by pass 1 and reloaded by pass 2 rather than formed twice: with a softcap (tanh costs more
-     * than the traffic), for strided key positions (gathers do) and for N-D positions (as do the coordinates).
-     * Either way pass 2 sees the same bits. */
-    const int stored = softcap || keys == KEYS_STRIDED || keys >= KEYS_ND;
+     * than the traffic), for strided key positions (gathers do), for N-D positions (as do the coordinates), and
+     * for rows that stay in L1 (x86_row_variants.h). Either way pass 2 sees the same bits. */
+    const int stored = softcap || keys == KEYS_STRIDED || keys >= KEYS_ND || row->nk <= POSATTN_STORED_LOGITS_MAX_KEYS;
     float *probs = row->probs;
     const int64_t lo = row->lo, hi = row->hi;
     const __m512 zero_f32x16 = _mm512_setzero_ps();
