@@ -112,7 +112,7 @@ static inline double fz_oracle_bias(const float *slopes, const fz_positions *fp,
     }
     double dist = (l2 && kept > 1) ? sqrt(acc) : acc;
     /* A 1-D effective slope m_h w below FLT_MIN is rounded to a subnormal: up to 2^-150 absolute, times dist. */
-    fz_bias_slack = (kept == 1 && fabs(m * w[0]) < FLT_MIN) ? 0x1p-149 * fabs(acc / w[0]) : 0.0;
+    fz_bias_slack = (kept == 1 && fabs(m * w[0]) < FLT_MIN) ? 0x1p-150 * fabs(acc / w[0]) : 0.0;
     *max_mid = fmax(mid, fabs(m * dist));
     return -m * dist;
 }

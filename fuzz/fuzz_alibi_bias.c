@@ -214,7 +214,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                          (long long)j, (double)out[e]);
                 continue;
             }
-            if (mid > 1e37 || isinf(exact)) continue; /* float32 overflow of the documented formula */
+            if (fabs(exact) > (double)FLT_MAX * (1.0 + 16.0 * FZ_U)) { /* the header: above FLT_MAX, +-inf or NaN */
+                FZ_CHECK(!isfinite(out[e]), "bias h %lld i %lld j %lld: %g, exact %g overflows float32", (long long)h,
+                         (long long)i, (long long)j, (double)out[e], exact);
+                continue;
+            }
+            if (mid > 1e37) continue; /* an intermediate near FLT_MAX: the relative bound does not apply */
             int weighted = pos.use && pos.p.weights;
             double bound = fz_bias_bound(exact, kept, weighted, pos.use && pos.p.metric == POSATTN_METRIC_L2,
                                          (double)slopes[h]);

@@ -1,8 +1,8 @@
 /*
  * Differential fuzz target of posattn_rope_apply and the four frequency-table builders posattn_rope_freqs_* (SPEC 4):
- * every ISA against a float64 oracle within the header's bound (6 u |f_k| r per output, r the pair norm), same
- * status everywhere, nothing written on error or outside the rotated dimensions and tokens, hostile arguments
- * refused with their exact status. See fuzz_support.h.
+ * every ISA against a float64 oracle within the header's bound (6 u |f_k| r per output, r the pair norm, plus the
+ * header's absolute slack below FLT_MIN), same status everywhere, nothing written on error or outside the rotated
+ * dimensions and tokens, hostile arguments refused with their exact status. See fuzz_support.h.
  *
  * The oracle forms the float32 angle exactly as the header says (products, then sums in axis order, each rounded;
  * this file is built with -ffp-contract=off and the volatiles keep the compiler from widening), then rotates in

@@ -398,8 +398,9 @@ typedef struct posattn_rope_options {
  * a sin + b cos) times f_k, for every finite angle; pair norms are thus kept within 9 u |f_k| r. Derivation: cos
  * and sin are within 1 ulp (2 u relative) of the exact values of the float32 angle, for any magnitude (SLEEF's
  * u10 sincos with its exact Payne-Hanek reduction on the SIMD paths; float64 libm rounded once in the scalar
- * reference); the factor, the products and the sum add 3 u; second-order terms fit in the last u. The error of
- * the angle itself is not included: forming pos*F in float32 rounds theta by half an ulp of theta (about 0.03
+ * reference); the factor, the products and the sum add 3 u; second-order terms fit in the last u. Where f_k cos,
+ * f_k sin or the products fall below FLT_MIN (subnormals, rounded within 2^-150 absolute) add (|a| + |b|) 2^-149
+ * + 2^-146 absolute. The error of the angle itself is not included: forming pos*F in float32 rounds theta by half an ulp of theta (about 0.03
  * radians at theta = 1e6), exactly as the reference implementations do; this library reproduces it, it does not
  * add to it. Inputs are not scanned: a NaN value, or a NaN or infinite position or frequency (the angle is then
  * not finite), gives NaN in the affected pairs; an infinite value gives inf or NaN there, as IEEE arithmetic has

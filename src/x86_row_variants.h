@@ -3,7 +3,8 @@
  * KEYS_* modes), the mask kinds, and the specialised variants with the dispatch between them. Each x86 kernel file
  * defines bias_row_body(row, keys), nd_bias_row_body(row, axes, l2) and softmax_row_body(row, keys, mask, softcap)
  * with the ISA's intrinsics, then expands POSATTN_DEFINE_BIAS_ROW(name) and POSATTN_DEFINE_SOFTMAX_ROW(name) once
- * each to get the entries the registry points at. NEON keeps one generic body per row kind.
+ * each to get the entries the registry points at, then #undefs the helper macros (each file expands them once).
+ * NEON keeps one generic body per row kind.
  */
 #ifndef POSATTN_X86_ROW_VARIANTS_H
 #define POSATTN_X86_ROW_VARIANTS_H
@@ -70,7 +71,7 @@ static inline int mask_mode(const posattn_softmax_row *row) {
         }                                                                                                          \
     }
 
-/* The softmax: specialised variants for the common shapes: no softcap, keys at their indices or contiguous (or no
+/* The softmax. Specialised variants for the common shapes: no softcap, keys at their indices or contiguous (or no
  * bias, as in ggml mode), any mask; one per kept-axis count and metric for N-D rows (coordinates and distance
  * unrolled, mask and softcap loop-invariant branches). Everything else (softcap, where tanh dominates; strided or
  * > 2^24 key positions) takes the generic variant, whose per-vector branches are loop-invariant. Each variant is a
@@ -83,8 +84,8 @@ static inline int mask_mode(const posattn_softmax_row *row) {
     static __attribute__((noinline)) void softmax_row_nd_##axes##_##l2(const posattn_softmax_row *row) {           \
         softmax_row_body(row, KEYS_ND + 2 * (axes - 2) + l2, mask_mode(row), row->softcap > 0.0f);                 \
     }
-#define POSATTN_SOFTMAX_CASE(k, m)                                                                                 \
-    if (keys == k && mask == m) {                                                                                  \
+#define POSATTN_SOFTMAX_CASE(row, keys, mask, k, m)                                                                \
+    if ((keys) == k && (mask) == m) {                                                                              \
         softmax_row_##k##_##m(row);                                                                                \
         return;                                                                                                    \
     }
@@ -125,15 +126,15 @@ static inline int mask_mode(const posattn_softmax_row *row) {
             softmax_row_generic(row, keys, mask);                                                                  \
             return;                                                                                                \
         }                                                                                                          \
-        POSATTN_SOFTMAX_CASE(KEYS_NONE, MASK_NONE)                                                                 \
-        POSATTN_SOFTMAX_CASE(KEYS_NONE, MASK_F32)                                                                  \
-        POSATTN_SOFTMAX_CASE(KEYS_NONE, MASK_F16)                                                                  \
-        POSATTN_SOFTMAX_CASE(KEYS_IOTA, MASK_NONE)                                                                 \
-        POSATTN_SOFTMAX_CASE(KEYS_IOTA, MASK_F32)                                                                  \
-        POSATTN_SOFTMAX_CASE(KEYS_IOTA, MASK_F16)                                                                  \
-        POSATTN_SOFTMAX_CASE(KEYS_CONTIGUOUS, MASK_NONE)                                                           \
-        POSATTN_SOFTMAX_CASE(KEYS_CONTIGUOUS, MASK_F32)                                                            \
-        POSATTN_SOFTMAX_CASE(KEYS_CONTIGUOUS, MASK_F16)                                                            \
+        POSATTN_SOFTMAX_CASE(row, keys, mask, KEYS_NONE, MASK_NONE)                                                \
+        POSATTN_SOFTMAX_CASE(row, keys, mask, KEYS_NONE, MASK_F32)                                                 \
+        POSATTN_SOFTMAX_CASE(row, keys, mask, KEYS_NONE, MASK_F16)                                                 \
+        POSATTN_SOFTMAX_CASE(row, keys, mask, KEYS_IOTA, MASK_NONE)                                                \
+        POSATTN_SOFTMAX_CASE(row, keys, mask, KEYS_IOTA, MASK_F32)                                                 \
+        POSATTN_SOFTMAX_CASE(row, keys, mask, KEYS_IOTA, MASK_F16)                                                 \
+        POSATTN_SOFTMAX_CASE(row, keys, mask, KEYS_CONTIGUOUS, MASK_NONE)                                          \
+        POSATTN_SOFTMAX_CASE(row, keys, mask, KEYS_CONTIGUOUS, MASK_F32)                                           \
+        POSATTN_SOFTMAX_CASE(row, keys, mask, KEYS_CONTIGUOUS, MASK_F16)                                           \
     }
 
 #endif /* POSATTN_X86_ROW_VARIANTS_H */

@@ -175,6 +175,7 @@ void arena_open(arena *ar, int64_t n_floats) {
 void arena_close(arena *ar) {
     guarded_free(&ar->buf);
     ar->a = NULL;
+    ar->n = 0;
 }
 
 void arena_fill(arena *ar) {

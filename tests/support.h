@@ -121,6 +121,7 @@ void arena_close(arena *ar);
 void arena_fill(arena *ar);
 /* Records the arena's bytes as "before the call". */
 void arena_snapshot(arena *ar);
+/* Whether every byte equals the snapshot. */
 int arena_unchanged(const arena *ar);
 /* Fails the test unless st == expected and, when expected is an error, the arena is byte for byte as snapshotted.
  * fn names the entry point, change the argument change of the row (its source text), line its line. */

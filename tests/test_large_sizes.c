@@ -8,8 +8,8 @@
  * compact call; the far rows must hold exactly its results, bit for bit, and everything around them, and the near
  * region where an index taken modulo 2^32 (or as a signed 32-bit value) would land, must keep its canary. Refused
  * cases (products beyond int64 or the address space) must return POSATTN_ERR_OVERFLOW and write nothing. When the
- * region cannot be reserved (an emulator, a small address space, a strict overcommit policy) the cases are logged
- * and skipped. Every case runs on every supported ISA.
+ * region cannot be reserved (a small address space, a strict overcommit policy) the process exits with 77, which
+ * meson reports as skipped. Every case runs on every supported ISA.
  */
 #define _DEFAULT_SOURCE
 #include <inttypes.h>
@@ -636,7 +636,8 @@ static Suite *large_sizes_suite(void) {
 int main(void) {
     /* Reserved before the tests run, so that forked tests inherit it (each child's touched pages are its own). */
     region *r = open_region();
+    if (!r) return 77; /* meson's "skipped": visible in the test log, not a silent pass */
     int status = run_suite(large_sizes_suite());
-    if (r) munmap(r->map, r->bytes);
+    munmap(r->map, r->bytes);
     return status;
 }

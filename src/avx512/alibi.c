@@ -267,6 +267,7 @@ POSATTN_ALWAYS_INLINE void nd_bias_row_body(const posattn_bias_row *row, int axe
 
 /* The N-D variants and the entry the registry points at (see x86_row_variants.h). */
 POSATTN_DEFINE_BIAS_ROW(posattn_alibi_bias_row_f32_avx512)
+#undef POSATTN_ND_BIAS_VARIANT
 
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Exponential                                                                                                  */
@@ -608,3 +609,6 @@ POSATTN_ALWAYS_INLINE void softmax_row_body(const posattn_softmax_row *row, int 
 
 /* The specialised variants and the entry the registry points at (see x86_row_variants.h). */
 POSATTN_DEFINE_SOFTMAX_ROW(posattn_alibi_softmax_row_f32_avx512)
+#undef POSATTN_SOFTMAX_VARIANT
+#undef POSATTN_ND_SOFTMAX_VARIANT
+#undef POSATTN_SOFTMAX_CASE
