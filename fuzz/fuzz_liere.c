@@ -18,16 +18,6 @@ static int64_t draw_block(fz_bytes *b) {
     return k < 3 ? 16 : common[k % 5];
 }
 
-/* The ISAs this CPU supports, found once: posattn_isa_supported runs cpuid, slow enough (in a VM) to cost a tenth
- * of the executions if asked on every input. */
-static int liere_isas(posattn_isa *out) {
-    static posattn_isa isas[POSATTN_ISA_COUNT];
-    static int n_isa = -1;
-    if (n_isa < 0) n_isa = fz_isas(isas);
-    memcpy(out, isas, sizeof isas);
-    return n_isa;
-}
-
 /* One ISA's status against the first ISA's and against what the arguments demand. */
 static void check_status(posattn_status st, posattn_status first, posattn_status want, const char *what,
                          const char *isa) {
@@ -70,7 +60,7 @@ static void fuzz_rotation_size(fz_bytes *b) {
         want = POSATTN_ERR_OVERFLOW; /* all positive: a step overflows exactly when the true product does */
     }
     posattn_isa isas[POSATTN_ISA_COUNT];
-    const int n_isa = liere_isas(isas);
+    const int n_isa = fz_isas(isas);
     for (int n = 0; n < n_isa; ++n) {
         fz_force(isas[n]);
         int64_t out = INT64_C(-0x5A5A5A5A5A5A5A5);
@@ -267,7 +257,7 @@ static void fuzz_rotations(fz_bytes *b) {
     }
 
     posattn_isa isas[POSATTN_ISA_COUNT];
-    const int n_isa = liere_isas(isas);
+    const int n_isa = fz_isas(isas);
     posattn_status first = POSATTN_OK;
     for (int n = 0; n < n_isa; ++n) {
         fz_force(isas[n]);
@@ -556,7 +546,7 @@ static void fuzz_apply(fz_bytes *b) {
     float *rot_before = fz_copy(rot, r_ext);
 
     posattn_isa isas[POSATTN_ISA_COUNT];
-    const int n_isa = liere_isas(isas);
+    const int n_isa = fz_isas(isas);
     posattn_status first = POSATTN_OK;
     for (int n = 0; n < n_isa; ++n) {
         fz_force(isas[n]);

@@ -298,7 +298,9 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
     size_t mask_elem = mask_is_f16 ? sizeof(uint16_t) : sizeof(float);
     /* Head and query advance with the row instead of two 64-bit divisions per row (and two more for the next
      * row): at a few hundred keys per row those divisions cost as much as a pass over the row. */
-    int64_t h = row_begin / nq, i = row_begin % nq;
+    const int causal = (o->flags & POSATTN_CAUSAL) != 0;
+    int64_t h = row_begin / nq, i = row_begin % nq, lo, hi;
+    valid_keys(s, i, causal, o->window, &lo, &hi);
     for (int64_t r = row_begin; r < row_end; ++r) {
         const int64_t h1 = i + 1 < nq ? h : h + 1, i1 = i + 1 < nq ? i + 1 : 0; /* row r + 1 */
         row_positions rp = {0};
@@ -315,23 +317,24 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
             .nd = rp.slope != 0.0f ? rp.nd : (posattn_nd_positions){0},
             .mask = o->mask
                         ? (const char *)o->mask + (size_t)(h * o->mask_head_stride + i * mask_row_stride) * mask_elem
-                            : NULL,
+                        : NULL,
             .mask_is_f16 = mask_is_f16,
             .mask_scale = mask_times_slope ? slopes[h] : 1.0f,
             .has_sink = o->sinks != NULL,
             .sink = o->sinks ? o->sinks[h] : 0.0f,
             .lse = o->lse ? o->lse + r : NULL,
+            .lo = lo,
+            .hi = hi,
         };
-        valid_keys(s, i, (o->flags & POSATTN_CAUSAL) != 0, o->window, &row.lo, &row.hi);
+        int64_t lo1 = 0, hi1 = 0; /* the next row's keys, found once: for the prefetch here and its own call next */
         if (r + 1 < row_end) { /* the next row, for the kernel's prefetch (kernels.h) */
-            int64_t lo1, hi1;
-            valid_keys(s, i1, (o->flags & POSATTN_CAUSAL) != 0, o->window, &lo1, &hi1);
+            valid_keys(s, i1, causal, o->window, &lo1, &hi1);
             row.next_scores = scores + h1 * in.head_stride + i1 * in.row_stride + lo1;
             row.next_scores_n = hi1 - lo1;
             row.next_probs = probs + h1 * out.head_stride + i1 * out.row_stride;
         }
         kernels->alibi_softmax_row(&row);
-        h = h1, i = i1;
+        h = h1, i = i1, lo = lo1, hi = hi1;
     }
     return POSATTN_OK;
 }

@@ -62,7 +62,7 @@ static int x86_supports(posattn_isa isa) {
 }
 #endif
 
-static int cpu_supports(posattn_isa isa) {
+static int cpu_supports_now(posattn_isa isa) {
     switch (isa) {
     case POSATTN_ISA_SCALAR: return 1;
 #if POSATTN_X86
@@ -74,6 +74,23 @@ static int cpu_supports(posattn_isa isa) {
 #endif
     default: return 0;
     }
+}
+
+/* Bit isa set when this CPU and OS can run it, bit 0 once detection ran: part of the one-time detection, since
+ * cpuid traps to the hypervisor in a VM and posattn_force_isa and posattn_isa_supported may be called often.
+ * Threads racing the first call compute the same bits, so the race only repeats the work. */
+static atomic_int cpu_isa_bits = 0;
+
+static int cpu_supports(posattn_isa isa) {
+    int bits = atomic_load_explicit(&cpu_isa_bits, memory_order_relaxed);
+    if (bits == 0) {
+        bits = 1;
+        for (int i = POSATTN_ISA_SCALAR; i < POSATTN_ISA_COUNT; ++i) {
+            if (cpu_supports_now((posattn_isa)i)) bits |= 1 << i;
+        }
+        atomic_store_explicit(&cpu_isa_bits, bits, memory_order_relaxed);
+    }
+    return (bits >> isa) & 1;
 }
 
 int posattn_isa_compiled(posattn_isa isa) {
