@@ -92,15 +92,15 @@ static void add_nd_case(const nd_shape *s, posattn_isa isa, int bias) {
 static void build_nd_cases(void) {
     if (nd_case_count) return;
     for (size_t k = 0; k < ND_SHAPE_COUNT; ++k) {
-        for (int isa = POSATTN_ISA_SCALAR; isa <= POSATTN_ISA_NEON; ++isa) {
-            add_nd_case(&nd_shapes[k], (posattn_isa)isa, 0);
-        }
+        int isas[POSATTN_ISA_COUNT];
+        const int n = pab_op_isas(POSATTN_OP_ALIBI_SOFTMAX, isas);
+        for (int m = 0; m < n; ++m) add_nd_case(&nd_shapes[k], (posattn_isa)isas[m], 0);
     }
     for (size_t k = 0; k < ND_SHAPE_COUNT; ++k) {
         if (!nd_shapes[k].with_bias) continue;
-        for (int isa = POSATTN_ISA_SCALAR; isa <= POSATTN_ISA_NEON; ++isa) {
-            add_nd_case(&nd_shapes[k], (posattn_isa)isa, 1);
-        }
+        int isas[POSATTN_ISA_COUNT];
+        const int n = pab_op_isas(POSATTN_OP_ALIBI_BIAS, isas);
+        for (int m = 0; m < n; ++m) add_nd_case(&nd_shapes[k], (posattn_isa)isas[m], 1);
     }
 }
 

@@ -69,6 +69,13 @@ extern const pab_family_ops pab_liere_family;
 /* alibi_nd_softmax/<isa>/<shape> and alibi_nd_bias/<isa>/<shape>: ALiBi with N-D positions (bench/alibi_nd.c). */
 extern const pab_family_ops pab_alibi_nd_family;
 
+/* The ISAs with their own kernel of op in this build (posattn_op_isa(op, isa) == isa), scalar first, then from the
+ * least to the most capable: one benchmark row per registry line, whether this CPU runs it or not (prepare skips
+ * the unsupported ones). Writes at most POSATTN_ISA_COUNT entries; returns their number. */
+int pab_op_isas(int op, int *isas);
+/* Every compiled ISA but scalar, in the same order (the rooflines: one per ISA). */
+int pab_simd_isas(int *isas);
+
 /* Key/value facts for the benchmark context (JSON "context"): index i from 0 until it returns 0. */
 int pab_context(size_t i, const char **key, char *value, size_t value_size);
 

@@ -271,24 +271,30 @@ static void build_cases(void) {
     cases_built = 1;
     /* The best ISA, named without resolving POSATTN_ISA from the environment differently from the dispatcher. */
     posattn_isa best = POSATTN_ISA_SCALAR;
-    for (int isa = POSATTN_ISA_SCALAR; isa <= POSATTN_ISA_NEON; ++isa) {
-        if (posattn_isa_supported((posattn_isa)isa) && isa != POSATTN_ISA_SCALAR) best = (posattn_isa)isa;
+    int softmax_isas[POSATTN_ISA_COUNT], bias_isas[POSATTN_ISA_COUNT], simd_isas[POSATTN_ISA_COUNT];
+    const int n_softmax = pab_op_isas(POSATTN_OP_ALIBI_SOFTMAX, softmax_isas);
+    const int n_bias = pab_op_isas(POSATTN_OP_ALIBI_BIAS, bias_isas);
+    const int n_simd = pab_simd_isas(simd_isas);
+    for (int k = 0; k < n_softmax; ++k) {
+        if (posattn_isa_supported((posattn_isa)softmax_isas[k])) best = (posattn_isa)softmax_isas[k];
     }
     for (size_t k = 0; k < PAB_SHAPE_COUNT; ++k) {
         const pab_shape *s = &shapes[k];
         /* One case per ISA of the registry, supported here or not (unsupported ones are skipped at run time). */
-        for (int isa = POSATTN_ISA_SCALAR; isa <= POSATTN_ISA_NEON; ++isa) {
-            add_case(PAB_SOFTMAX, (posattn_isa)isa, s, 0, "alibi_softmax", posattn_isa_name((posattn_isa)isa), 8);
+        for (int k = 0; k < n_softmax; ++k) {
+            const posattn_isa isa = (posattn_isa)softmax_isas[k];
+            add_case(PAB_SOFTMAX, isa, s, 0, "alibi_softmax", posattn_isa_name(isa), 8);
         }
         if (s->decode) {
-            for (int isa = POSATTN_ISA_SCALAR; isa <= POSATTN_ISA_NEON; ++isa) {
-                add_case(PAB_BIAS, (posattn_isa)isa, s, 0, "alibi_bias", posattn_isa_name((posattn_isa)isa), 4);
+            for (int k = 0; k < n_bias; ++k) {
+                const posattn_isa isa = (posattn_isa)bias_isas[k];
+                add_case(PAB_BIAS, isa, s, 0, "alibi_bias", posattn_isa_name(isa), 4);
             }
         }
         add_case(PAB_MEMCPY, POSATTN_ISA_AUTO, s, 0, "roofline_memcpy", "rows", 8);
-        const posattn_isa sleef_isas[] = {POSATTN_ISA_AVX2, POSATTN_ISA_AVX512, POSATTN_ISA_NEON};
-        for (size_t i = 0; i < sizeof sleef_isas / sizeof sleef_isas[0]; ++i) {
-            add_case(PAB_SLEEF, sleef_isas[i], s, 0, "roofline_sleef_expf", posattn_isa_name(sleef_isas[i]), 8);
+        for (int k = 0; k < n_simd; ++k) {
+            const posattn_isa isa = (posattn_isa)simd_isas[k];
+            add_case(PAB_SLEEF, isa, s, 0, "roofline_sleef_expf", posattn_isa_name(isa), 8);
         }
         add_case(PAB_ONEDNN, POSATTN_ISA_AUTO, s, 0, "peer_onednn", "softmax", 8);
         add_case(PAB_ONEDNN_BIAS, POSATTN_ISA_AUTO, s, 0, "peer_onednn", "bias+softmax", 12);
@@ -621,17 +627,42 @@ static void cpu_model(char *buf, size_t size) {
     fclose(f);
 }
 
+static int listed_least_capable_first(int *isas) {
+    posattn_isa listed[POSATTN_ISA_COUNT];
+    const int n = posattn_isa_list(listed, POSATTN_ISA_COUNT);
+    for (int k = 0; k < n; ++k) isas[k] = (int)listed[n - 1 - k];
+    return n;
+}
+
+int pab_op_isas(int op, int *isas) {
+    int all[POSATTN_ISA_COUNT], n = 0;
+    const int listed = listed_least_capable_first(all);
+    for (int k = 0; k < listed; ++k) {
+        if (posattn_op_isa((posattn_op)op, (posattn_isa)all[k]) == (posattn_isa)all[k]) isas[n++] = all[k];
+    }
+    return n;
+}
+
+int pab_simd_isas(int *isas) {
+    int all[POSATTN_ISA_COUNT], n = 0;
+    const int listed = listed_least_capable_first(all);
+    for (int k = 0; k < listed; ++k) {
+        if (all[k] != POSATTN_ISA_SCALAR) isas[n++] = all[k];
+    }
+    return n;
+}
+
 int pab_context(size_t i, const char **key, char *value, size_t size) {
     switch (i) {
     case 0: {
         *key = "posattn_isas";
         value[0] = '\0';
-        for (int isa = POSATTN_ISA_SCALAR; isa <= POSATTN_ISA_NEON; ++isa) {
-            const char *state = posattn_isa_supported((posattn_isa)isa) ? "supported"
-                                : posattn_isa_compiled((posattn_isa)isa) ? "compiled" : "absent";
+        posattn_isa listed[POSATTN_ISA_COUNT];
+        const int n = posattn_isa_list(listed, POSATTN_ISA_COUNT);
+        for (int k = 0; k < n; ++k) {
+            const char *state = posattn_isa_supported(listed[k]) ? "supported" : "compiled";
             size_t used = strlen(value);
-            snprintf(value + used, size - used, "%s%s:%s", isa > POSATTN_ISA_SCALAR ? " " : "",
-                     posattn_isa_name((posattn_isa)isa), state);
+            snprintf(value + used, size - used, "%s%s:%s", k ? " " : "", posattn_isa_name(listed[k]), state);
         }
         return 1;
     }

@@ -226,27 +226,32 @@ static double fma_flops(posattn_isa isa) {
 
 static void build_liere_cases(void) {
     if (liere_case_count) return;
-    const posattn_isa fma_isas[] = {POSATTN_ISA_AVX512, POSATTN_ISA_AVX2, POSATTN_ISA_NEON};
-    for (size_t i = 0; i < 3; ++i) {
-        add_liere_case(NULL, OP_FMA, fma_isas[i], "roofline_fma", posattn_isa_name(fma_isas[i]),
-                       fma_flops(fma_isas[i]), 0.0);
+    int fma_isas[POSATTN_ISA_COUNT], rot_isas[POSATTN_ISA_COUNT], apply_isas[POSATTN_ISA_COUNT];
+    const int n_fma = pab_simd_isas(fma_isas);
+    const int n_rot = pab_op_isas(POSATTN_OP_LIERE_ROTATIONS, rot_isas);
+    const int n_apply = pab_op_isas(POSATTN_OP_LIERE_APPLY, apply_isas);
+    for (int k = 0; k < n_fma; ++k) {
+        const posattn_isa isa = (posattn_isa)fma_isas[k];
+        add_liere_case(NULL, OP_FMA, isa, "roofline_fma", posattn_isa_name(isa), fma_flops(isa), 0.0);
     }
     for (size_t k = 0; k < LIERE_SHAPE_COUNT; ++k) {
         const liere_shape *s = &liere_shapes[k];
         /* Rotation flops depend on the data: filled in at prepare time (elements 0 until then). */
         const double rot_bytes = (double)LIERE_TOK * (double)(s->n_gen * s->block * LIERE_DIM) * sizeof(float);
         const double apply_flops = 2.0 * (double)s->block * 2.0 * LIERE_TOK * LIERE_HEADS * LIERE_DIM;
-        for (int isa = POSATTN_ISA_SCALAR; isa <= POSATTN_ISA_NEON; ++isa) {
-            add_liere_case(s, OP_ROT, (posattn_isa)isa, "liere_rot", posattn_isa_name((posattn_isa)isa), 0.0,
-                           rot_bytes);
+        for (int m = 0; m < n_rot; ++m) {
+            const posattn_isa isa = (posattn_isa)rot_isas[m];
+            add_liere_case(s, OP_ROT, isa, "liere_rot", posattn_isa_name(isa), 0.0, rot_bytes);
         }
-        for (int isa = POSATTN_ISA_SCALAR; isa <= POSATTN_ISA_NEON; ++isa) {
-            add_liere_case(s, OP_APPLY, (posattn_isa)isa, "liere_apply", posattn_isa_name((posattn_isa)isa),
-                           apply_flops, apply_bytes(s));
+        for (int m = 0; m < n_apply; ++m) {
+            const posattn_isa isa = (posattn_isa)apply_isas[m];
+            add_liere_case(s, OP_APPLY, isa, "liere_apply", posattn_isa_name(isa), apply_flops, apply_bytes(s));
         }
-        for (int isa = POSATTN_ISA_AVX2; isa <= POSATTN_ISA_NEON; ++isa) {
-            add_liere_case(s, OP_APPLY_BACKWARD, (posattn_isa)isa, "liere_apply_backward",
-                           posattn_isa_name((posattn_isa)isa), apply_flops, apply_bytes(s));
+        for (int m = 0; m < n_apply; ++m) { /* the SIMD ones: the scalar backward pass is the forward one's code */
+            const posattn_isa isa = (posattn_isa)apply_isas[m];
+            if (isa == POSATTN_ISA_SCALAR) continue;
+            add_liere_case(s, OP_APPLY_BACKWARD, isa, "liere_apply_backward", posattn_isa_name(isa), apply_flops,
+                           apply_bytes(s));
         }
         add_liere_case(s, OP_MEMCPY, POSATTN_ISA_AUTO, "roofline_memcpy", "liere_apply", apply_bytes(s) / 8.0,
                        apply_bytes(s));

@@ -72,9 +72,9 @@ static void build_rope_cases(void) {
     if (rope_case_count) return;
     for (size_t k = 0; k < ROPE_SHAPE_COUNT; ++k) {
         const rope_shape *s = &rope_shapes[k];
-        for (int isa = POSATTN_ISA_SCALAR; isa <= POSATTN_ISA_NEON; ++isa) {
-            add_rope_case(s, (posattn_isa)isa, "rope", posattn_isa_name((posattn_isa)isa));
-        }
+        int isas[POSATTN_ISA_COUNT];
+        const int n = pab_op_isas(POSATTN_OP_ROPE, isas);
+        for (int m = 0; m < n; ++m) add_rope_case(s, (posattn_isa)isas[m], "rope", posattn_isa_name((posattn_isa)isas[m]));
         add_rope_case(s, POSATTN_ISA_AUTO, "roofline_memcpy", "rope");
     }
 }

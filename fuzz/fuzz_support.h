@@ -146,11 +146,13 @@ static inline int64_t fz_extent(int64_t n, int64_t stride, int64_t len, int64_t 
 /* Instruction sets                                                                                               */
 /* ------------------------------------------------------------------------------------------------------------ */
 
-/* The ISAs this CPU supports, scalar (the reference) first. */
+/* The ISAs this CPU supports, scalar (the reference) first: the registry's list (posattn_isa_list), reversed. */
 static inline int fz_isas(posattn_isa *out) {
+    posattn_isa listed[POSATTN_ISA_COUNT];
+    const int listed_n = posattn_isa_list(listed, POSATTN_ISA_COUNT);
     int n = 0;
-    for (int isa = POSATTN_ISA_SCALAR; isa < POSATTN_ISA_COUNT; ++isa) {
-        if (posattn_isa_supported((posattn_isa)isa)) out[n++] = (posattn_isa)isa;
+    for (int k = listed_n - 1; k >= 0; --k) {
+        if (posattn_isa_supported(listed[k])) out[n++] = listed[k];
     }
     return n;
 }

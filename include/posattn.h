@@ -57,7 +57,7 @@ typedef enum posattn_status {
     POSATTN_ERR_SOFTCAP = 8,          /* softcap is negative, NaN or infinite */
     POSATTN_ERR_WINDOW = 9,           /* window is negative */
     POSATTN_ERR_MAX_BIAS = 10,        /* max_bias is negative, NaN or infinite */
-    POSATTN_ERR_AXES = 11,            /* number of position axes not supported (this version: 1) */
+    POSATTN_ERR_AXES = 11,            /* number of position axes outside 1..4, or N-D positions without both arrays */
     POSATTN_ERR_METRIC = 12,          /* unknown distance metric */
     POSATTN_ERR_MASK_TYPE = 13,       /* unknown mask element type */
     POSATTN_ERR_FLAGS = 14,           /* unknown flag bits, or flags that contradict the other arguments */
@@ -79,9 +79,14 @@ POSATTN_API const char *posattn_status_string(posattn_status status);
 
 /*
  * Implementations, best first: AVX-512 (F+BW+DQ+VL, with AVX2+FMA+F16C) > AVX2 (with FMA and F16C) > scalar on
- * x86-64; NEON > scalar on aarch64. The active ISA is resolved lazily, on the first call that needs it, and is
- * thread-safe without global constructors. Detection on x86 checks cpuid, OSXSAVE and XGETBV (the OS must save
- * the YMM / ZMM state), then the feature bits.
+ * x86-64; SVE > NEON > scalar on aarch64. The active ISA is resolved lazily, on the first call that needs it, and
+ * is thread-safe without global constructors. Detection on x86 checks cpuid, OSXSAVE and XGETBV (the OS must save
+ * the YMM / ZMM state), then the feature bits; on aarch64 NEON is baseline and SVE comes from getauxval(AT_HWCAP).
+ *
+ * An ISA need not implement every operation (posattn_op): with an ISA active, each operation runs that ISA's own
+ * kernel when it has one, else the next ISA in priority order that has one (scalar always has all). SVE, for
+ * instance, implements the ALiBi bias and the fused softmax and leaves rotary and LieRE to NEON.
+ * posattn_op_isa says which ISA serves an operation.
  *
  * The environment variable POSATTN_ISA=<name> (a name from posattn_isa_name, case-insensitive) forces an ISA at
  * that first resolution; an unknown or unsupported name is ignored (the best ISA is used) and reported by
@@ -93,25 +98,51 @@ typedef enum posattn_isa {
     POSATTN_ISA_AVX2 = 2,   /* "avx2" */
     POSATTN_ISA_AVX512 = 3, /* "avx512" */
     POSATTN_ISA_NEON = 4,   /* "neon" */
-    POSATTN_ISA_COUNT = 5
+    POSATTN_ISA_SVE = 5,    /* "sve": Arm SVE, any vector length (vector-length agnostic code) */
+    POSATTN_ISA_COUNT = 6
 } posattn_isa;
+
+/* The operations an ISA may implement, one registry row per (operation, ISA); the names are those of
+ * posattn_op_name. */
+typedef enum posattn_op {
+    POSATTN_OP_ALIBI_SLOPES = 0,     /* "alibi_slopes": posattn_alibi_slopes */
+    POSATTN_OP_ALIBI_BIAS = 1,       /* "alibi_bias": posattn_alibi_bias (1-D and N-D positions) */
+    POSATTN_OP_ALIBI_SOFTMAX = 2,    /* "alibi_softmax": posattn_alibi_softmax (1-D and N-D positions) */
+    POSATTN_OP_ROPE = 3,             /* "rope": posattn_rope_apply */
+    POSATTN_OP_LIERE_ROTATIONS = 4,  /* "liere_rotations": posattn_liere_rotations */
+    POSATTN_OP_LIERE_APPLY = 5,      /* "liere_apply": posattn_liere_apply */
+    POSATTN_OP_COUNT = 6
+} posattn_op;
 
 /* Resolves the active ISA now (otherwise the first kernel call does) and reports POSATTN_ISA from the
  * environment: POSATTN_OK when it is unset or was honoured, POSATTN_ERR_ISA_UNKNOWN or
  * POSATTN_ERR_ISA_UNSUPPORTED when it was refused (the best supported ISA is then active). */
 POSATTN_API posattn_status posattn_init(void);
 
-/* The lower-case name of an ISA ("auto", "scalar", "avx2", "avx512", "neon"); "unknown" for other values. */
+/* The lower-case name of an ISA ("auto", "scalar", "avx2", "avx512", "neon", "sve"); "unknown" for other values. */
 POSATTN_API const char *posattn_isa_name(posattn_isa isa);
 
 /* Parses a name (case-insensitive) into *isa. POSATTN_ERR_NULL, or POSATTN_ERR_ISA_UNKNOWN. */
 POSATTN_API posattn_status posattn_isa_from_name(const char *name, posattn_isa *isa);
 
-/* 1 when the ISA's kernels are compiled into this build, else 0. */
+/* 1 when the ISA has at least one kernel compiled into this build, else 0. */
 POSATTN_API int posattn_isa_compiled(posattn_isa isa);
 
 /* 1 when the ISA is compiled in and this CPU and OS can run it, else 0 (POSATTN_ISA_AUTO: 1). */
 POSATTN_API int posattn_isa_supported(posattn_isa isa);
+
+/* The ISAs compiled into this build, best first, scalar last: writes min(count, capacity) of them to isas (which
+ * may be NULL when capacity is 0) and returns count, at most POSATTN_ISA_COUNT - 1. Tests and benchmarks iterate
+ * this list (and posattn_op_isa) rather than a range of enum values, so no compiled kernel is left out. */
+POSATTN_API int posattn_isa_list(posattn_isa *isas, int capacity);
+
+/* The lower-case name of an operation ("alibi_softmax", ...); "unknown" for other values. */
+POSATTN_API const char *posattn_op_name(posattn_op op);
+
+/* The ISA whose kernel runs op when isa is active (POSATTN_ISA_AUTO: the active ISA now): isa itself when it has
+ * its own kernel for op, else the next ISA in priority order that has one. POSATTN_ISA_AUTO when op or isa is
+ * out of range or isa is not compiled in. Does not resolve or change the active ISA when isa is given. */
+POSATTN_API posattn_isa posattn_op_isa(posattn_op op, posattn_isa isa);
 
 /* The ISA whose kernels the next call will run (never POSATTN_ISA_AUTO). */
 POSATTN_API posattn_isa posattn_active_isa(void);

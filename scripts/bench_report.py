@@ -19,7 +19,9 @@ import sys
 
 ISSUE_A_SHAPE = "decode_h32_nq1_nk4096"
 ISSUE_A_TARGETS = {"avx512": 8.0, "avx2": 5.0}
-ISAS = ["scalar", "avx2", "avx512", "neon"]
+# The ISAs of this build, scalar first: read from the benchmark context ("posattn_isas", the library's own list,
+# best first) by load(), never written here, so a new ISA is reported without editing this script.
+ISAS = []
 PEERS = [
     ("peer_onednn", "softmax", "oneDNN softmax"),
     ("peer_onednn", "bias+softmax", "oneDNN bias+softmax"),
@@ -390,7 +392,9 @@ def plot(results, out_png, title):
         m = re.fullmatch(r"decode_h32_nq1_nk(\d+)", r.shape)
         if m and r.family != "alibi_bias" and r.family != "mt_alibi_softmax":
             decode.setdefault((r.family, r.variant), []).append((int(m.group(1)), r.ns_per_elem))
-    isa_color = {"scalar": "black", "avx2": "tab:orange", "avx512": "tab:red", "neon": "tab:purple"}
+    palette = ["tab:orange", "tab:red", "tab:purple", "tab:cyan", "tab:olive", "tab:pink"]
+    isa_color = {"scalar": "black"}
+    isa_color.update((i, palette[k % len(palette)]) for k, i in enumerate(i for i in ISAS if i != "scalar"))
     styles = [(("alibi_softmax", i), f"posattn {i}", dict(color=isa_color[i], ls="-", marker="o", lw=2))
               for i in ISAS]
     styles += [(("roofline_memcpy", "rows"), "memcpy roofline (same bytes)",
@@ -425,6 +429,16 @@ def plot(results, out_png, title):
     return True
 
 
+def set_isas(context, results):
+    """ISAS from the context's "posattn_isas" ("avx512:supported avx2:supported scalar:supported", best first),
+    reversed; older JSON without it: the variants seen in the alibi_softmax rows."""
+    listed = [item.split(":")[0] for item in context.get("posattn_isas", "").split()]
+    if not listed:
+        listed = sorted({r.variant for r in results.values() if r.family == "alibi_softmax"},
+                        key=lambda i: (i != "scalar", i))[::-1]
+    ISAS[:] = listed[::-1]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("json")
@@ -435,6 +449,7 @@ def main(argv=None):
     md_path = args.md or base + ".md"
     png_path = args.png or base + ".png"
     context, results, skipped = load(args.json)
+    set_isas(context, results)
     if not results:
         print(f"bench_report: no successful benchmark in {args.json}", file=sys.stderr)
         return 1

@@ -186,7 +186,7 @@ posattn_status posattn_alibi_slopes(int64_t n_heads, float max_bias, float *slop
     if (n_heads <= 0) return POSATTN_ERR_SIZE;
     if (!(max_bias >= 0.0f) || isinf(max_bias)) return POSATTN_ERR_MAX_BIAS;
     if ((uint64_t)n_heads > (uint64_t)PTRDIFF_MAX / sizeof(float)) return POSATTN_ERR_OVERFLOW;
-    posattn_active_kernels()->alibi_slopes(n_heads, max_bias, slopes);
+    posattn_dispatch_alibi_slopes()(n_heads, max_bias, slopes);
     return POSATTN_OK;
 }
 
@@ -209,7 +209,7 @@ posattn_status posattn_alibi_bias(int64_t n_heads, int64_t nq, int64_t nk, const
         return POSATTN_ERR_OVERLAP;
     }
 
-    const posattn_kernel_table *kernels = posattn_active_kernels();
+    posattn_alibi_bias_row_kernel *const bias_row = posattn_dispatch_alibi_bias_row();
     int64_t h = row_begin / nq, i = row_begin % nq; /* advanced with the row, as in posattn_alibi_softmax */
     for (int64_t r = row_begin; r < row_end; ++r, i = i + 1 < nq ? i + 1 : (++h, 0)) {
         float *row = bias + h * out.head_stride + i * out.row_stride;
@@ -220,7 +220,7 @@ posattn_status posattn_alibi_bias(int64_t n_heads, int64_t nq, int64_t nk, const
             continue;
         }
         posattn_bias_row args = {row, nk, rp.slope, rp.q_pos, rp.keys, rp.nd};
-        kernels->alibi_bias_row(&args);
+        bias_row(&args);
     }
     return POSATTN_OK;
 }
@@ -293,7 +293,7 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
         }
     }
 
-    const posattn_kernel_table *kernels = posattn_active_kernels();
+    posattn_alibi_softmax_row_kernel *const softmax_row = posattn_dispatch_alibi_softmax_row();
     int mask_times_slope = (o->flags & POSATTN_MASK_TIMES_SLOPE) != 0;
     size_t mask_elem = mask_is_f16 ? sizeof(uint16_t) : sizeof(float);
     /* Head and query advance with the row instead of two 64-bit divisions per row (and two more for the next
@@ -333,7 +333,7 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
             row.next_scores_n = hi1 - lo1;
             row.next_probs = probs + h1 * out.head_stride + i1 * out.row_stride;
         }
-        kernels->alibi_softmax_row(&row);
+        softmax_row(&row);
         h = h1, i = i1, lo = lo1, hi = hi1;
     }
     return POSATTN_OK;

@@ -1,5 +1,6 @@
 /*
- * Runtime ISA selection: CPU detection, the priority list, forcing, and the table of the active ISA.
+ * Runtime ISA selection: CPU detection, the priority list, forcing, and the walk of the registry (src/registry.c)
+ * that finds the kernel serving each operation under the active ISA.
  *
  * Compiled with baseline flags only. The active ISA lives in one atomic int, resolved on first use: resolution is
  * a pure function of the CPU and the environment, so threads racing on it compute the same value and the last
@@ -17,24 +18,37 @@
 #include <cpuid.h>
 #endif
 
-static const posattn_kernel_table kernel_tables[POSATTN_ISA_COUNT] = {
-    [POSATTN_ISA_SCALAR] = POSATTN_KERNEL_TABLE(scalar),
-#if POSATTN_HAVE_AVX2
-    [POSATTN_ISA_AVX2] = POSATTN_KERNEL_TABLE(avx2),
-#endif
-#if POSATTN_HAVE_AVX512
-    [POSATTN_ISA_AVX512] = POSATTN_KERNEL_TABLE(avx512),
-#endif
-#if POSATTN_HAVE_NEON
-    [POSATTN_ISA_NEON] = POSATTN_KERNEL_TABLE(neon),
-#endif
+/* Best first; the first one supported wins, and an operation an ISA lacks goes to the next one that has it. */
+static const posattn_isa isa_priority[] = {POSATTN_ISA_AVX512, POSATTN_ISA_AVX2, POSATTN_ISA_SVE, POSATTN_ISA_NEON,
+                                           POSATTN_ISA_SCALAR};
+#define ISA_PRIORITY_COUNT ((int)(sizeof isa_priority / sizeof isa_priority[0]))
+
+/* Where each ISA sits in isa_priority (filled from it on first use would need state: spelled out instead, and
+ * checked against isa_priority by tests/test_dispatch.c through posattn_isa_list). */
+static const int isa_rank[POSATTN_ISA_COUNT] = {
+    [POSATTN_ISA_AVX512] = 0, [POSATTN_ISA_AVX2] = 1, [POSATTN_ISA_SVE] = 2, [POSATTN_ISA_NEON] = 3,
+    [POSATTN_ISA_SCALAR] = 4,
 };
 
-/* Best first; the first one supported wins. */
-static const posattn_isa isa_priority[] = {POSATTN_ISA_AVX512, POSATTN_ISA_NEON, POSATTN_ISA_AVX2,
-                                           POSATTN_ISA_SCALAR};
+/* The CPU features an ISA's name promises (a registry line may need more). */
+static const unsigned isa_features[POSATTN_ISA_COUNT] = {
+    [POSATTN_ISA_SCALAR] = 0,
+    [POSATTN_ISA_AVX2] = POSATTN_CPU_AVX2,
+    [POSATTN_ISA_AVX512] = POSATTN_CPU_AVX2 | POSATTN_CPU_AVX512,
+    [POSATTN_ISA_NEON] = POSATTN_CPU_NEON,
+    [POSATTN_ISA_SVE] = POSATTN_CPU_NEON | POSATTN_CPU_SVE,
+};
 
-static const char *const isa_names[POSATTN_ISA_COUNT] = {"auto", "scalar", "avx2", "avx512", "neon"};
+#define POSATTN_ISA_NAME(id, isa) [id] = #isa,
+static const char *const isa_names[POSATTN_ISA_COUNT] = {[POSATTN_ISA_AUTO] = "auto", POSATTN_ISAS(POSATTN_ISA_NAME)};
+#undef POSATTN_ISA_NAME
+
+/* The public names of the operations (the kernels' names end in _row or _token). */
+static const char *const op_names[POSATTN_OP_COUNT] = {
+    [POSATTN_OP_ALIBI_SLOPES] = "alibi_slopes", [POSATTN_OP_ALIBI_BIAS] = "alibi_bias",
+    [POSATTN_OP_ALIBI_SOFTMAX] = "alibi_softmax", [POSATTN_OP_ROPE] = "rope",
+    [POSATTN_OP_LIERE_ROTATIONS] = "liere_rotations", [POSATTN_OP_LIERE_APPLY] = "liere_apply",
+};
 
 #if POSATTN_X86
 static uint64_t read_xcr0(void) {
@@ -62,44 +76,88 @@ static int x86_supports(posattn_isa isa) {
 }
 #endif
 
-static int cpu_supports_now(posattn_isa isa) {
-    switch (isa) {
-    case POSATTN_ISA_SCALAR: return 1;
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_SVE
+#define HWCAP_SVE (1UL << 22) /* the kernel's uapi value, for C libraries whose headers predate SVE */
+#endif
+#endif
+
+static unsigned detect_cpu_features(void) {
+    unsigned features = 0;
 #if POSATTN_X86
-    case POSATTN_ISA_AVX2:
-    case POSATTN_ISA_AVX512: return x86_supports(isa);
+    if (x86_supports(POSATTN_ISA_AVX2)) features |= POSATTN_CPU_AVX2;
+    if (x86_supports(POSATTN_ISA_AVX512)) features |= POSATTN_CPU_AVX512;
 #endif
 #if defined(__aarch64__)
-    case POSATTN_ISA_NEON: return 1; /* baseline on AArch64 */
+    features |= POSATTN_CPU_NEON; /* baseline on AArch64 */
+#if defined(__linux__)
+    if (getauxval(AT_HWCAP) & HWCAP_SVE) features |= POSATTN_CPU_SVE;
 #endif
-    default: return 0;
-    }
+#endif
+    return features;
 }
 
-/* Bit isa set when this CPU and OS can run it, bit 0 once detection ran: part of the one-time detection, since
- * cpuid traps to the hypervisor in a VM and posattn_force_isa and posattn_isa_supported may be called often.
+/* The POSATTN_CPU_* bits of this CPU and OS, with DETECTED set once detection ran: part of the one-time detection,
+ * since cpuid traps to the hypervisor in a VM and posattn_force_isa and posattn_isa_supported may be called often.
  * Threads racing the first call compute the same bits, so the race only repeats the work. */
-static atomic_int cpu_isa_bits = 0;
+#define DETECTED (1u << 31)
+static atomic_uint cpu_feature_bits = 0;
 
-static int cpu_supports(posattn_isa isa) {
-    int bits = atomic_load_explicit(&cpu_isa_bits, memory_order_relaxed);
+static unsigned cpu_features(void) {
+    unsigned bits = atomic_load_explicit(&cpu_feature_bits, memory_order_relaxed);
     if (bits == 0) {
-        bits = 1;
-        for (int i = POSATTN_ISA_SCALAR; i < POSATTN_ISA_COUNT; ++i) {
-            if (cpu_supports_now((posattn_isa)i)) bits |= 1 << i;
-        }
-        atomic_store_explicit(&cpu_isa_bits, bits, memory_order_relaxed);
+        bits = detect_cpu_features() | DETECTED;
+        atomic_store_explicit(&cpu_feature_bits, bits, memory_order_relaxed);
     }
-    return (bits >> isa) & 1;
+    return bits;
+}
+
+static int row_runs_here(const posattn_registry_row *row, unsigned cpu) {
+    return row->kernel.any != NULL && (row->cpu_features & cpu) == row->cpu_features;
+}
+
+/* The ISA whose line serves op when isa is active: isa's own, else the next in priority order that runs here. */
+static posattn_isa serving_isa(posattn_op op, posattn_isa isa) {
+    const unsigned cpu = cpu_features();
+    for (int k = isa_rank[isa]; k < ISA_PRIORITY_COUNT; ++k) {
+        if (row_runs_here(&posattn_registry[op][isa_priority[k]], cpu)) return isa_priority[k];
+    }
+    return POSATTN_ISA_SCALAR;
 }
 
 int posattn_isa_compiled(posattn_isa isa) {
-    return isa > POSATTN_ISA_AUTO && isa < POSATTN_ISA_COUNT && kernel_tables[isa].alibi_slopes != NULL;
+    if (isa <= POSATTN_ISA_AUTO || isa >= POSATTN_ISA_COUNT) return 0;
+    for (int op = 0; op < POSATTN_OP_COUNT; ++op) {
+        if (posattn_registry[op][isa].kernel.any != NULL) return 1;
+    }
+    return 0;
 }
 
 int posattn_isa_supported(posattn_isa isa) {
     if (isa == POSATTN_ISA_AUTO) return 1;
-    return posattn_isa_compiled(isa) && cpu_supports(isa);
+    return posattn_isa_compiled(isa) && (cpu_features() & isa_features[isa]) == isa_features[isa];
+}
+
+int posattn_isa_list(posattn_isa *isas, int capacity) {
+    int count = 0;
+    for (int k = 0; k < ISA_PRIORITY_COUNT; ++k) {
+        if (!posattn_isa_compiled(isa_priority[k])) continue;
+        if (count < capacity) isas[count] = isa_priority[k];
+        ++count;
+    }
+    return count;
+}
+
+const char *posattn_op_name(posattn_op op) {
+    return (op >= 0 && op < POSATTN_OP_COUNT) ? op_names[op] : "unknown";
+}
+
+posattn_isa posattn_op_isa(posattn_op op, posattn_isa isa) {
+    if (op < 0 || op >= POSATTN_OP_COUNT) return POSATTN_ISA_AUTO;
+    if (isa == POSATTN_ISA_AUTO) isa = posattn_active_isa();
+    if (!posattn_isa_compiled(isa)) return POSATTN_ISA_AUTO;
+    return serving_isa(op, isa);
 }
 
 const char *posattn_isa_name(posattn_isa isa) {
@@ -177,6 +235,6 @@ posattn_status posattn_force_isa(posattn_isa isa) {
     return POSATTN_OK;
 }
 
-const posattn_kernel_table *posattn_active_kernels(void) {
-    return &kernel_tables[posattn_active_isa()];
+posattn_kernel posattn_kernel_for(posattn_op op) {
+    return posattn_registry[op][serving_isa(op, posattn_active_isa())].kernel;
 }

@@ -1,8 +1,9 @@
 /*
- * The internal contract between the dispatcher and the per-ISA kernels, and the registry of implementations.
+ * The internal contract between the dispatcher and the per-ISA kernels: the row structs, the operations, the ISAs
+ * and the shape of the registry (whose lines are in src/registry.c).
  *
  * The public entry points validate every argument, then cut the work into rows and call one row kernel per row
- * through the table of the active ISA. Row kernels therefore never see invalid input and never fail.
+ * through the registry. Row kernels therefore never see invalid input and never fail.
  */
 #ifndef POSATTN_KERNELS_H
 #define POSATTN_KERNELS_H
@@ -164,44 +165,80 @@ static inline void posattn_row_prefetch_rest(posattn_row_prefetch *pf) {
     for (; pf->p < pf->p_end; pf->p += 64u) __builtin_prefetch((const void *)pf->p, 1, 2);
 }
 
-typedef void (*posattn_slopes_fn)(int64_t n_heads, float max_bias, float *slopes);
-typedef void (*posattn_bias_row_fn)(const posattn_bias_row *row);
-typedef void (*posattn_softmax_row_fn)(const posattn_softmax_row *row);
+/* The kernel types of the ALiBi family; each further family keeps its row contract in its own header. */
+typedef void posattn_alibi_slopes_kernel(int64_t n_heads, float max_bias, float *slopes);
+typedef void posattn_alibi_bias_row_kernel(const posattn_bias_row *row);
+typedef void posattn_alibi_softmax_row_kernel(const posattn_softmax_row *row);
 
-#define POSATTN_ALIBI_TABLE_FIELDS                                                                                 \
-    posattn_slopes_fn alibi_slopes;                                                                                \
-    posattn_bias_row_fn alibi_bias_row;                                                                            \
-    posattn_softmax_row_fn alibi_softmax_row;
-#define POSATTN_ALIBI_TABLE_ENTRIES(isa)                                                                           \
-    .alibi_slopes = posattn_alibi_slopes_f32_##isa, .alibi_bias_row = posattn_alibi_bias_row_f32_##isa,           \
-    .alibi_softmax_row = posattn_alibi_softmax_row_f32_##isa,
-#define POSATTN_ALIBI_DECLARE(isa)                                                                                 \
-    POSATTN_HIDDEN void posattn_alibi_slopes_f32_##isa(int64_t n_heads, float max_bias, float *slopes);           \
-    POSATTN_HIDDEN void posattn_alibi_bias_row_f32_##isa(const posattn_bias_row *row);                            \
-    POSATTN_HIDDEN void posattn_alibi_softmax_row_f32_##isa(const posattn_softmax_row *row);
-
-/* Each further kernel family keeps its row contract in its own header, with the same three macros. */
 #include "rope_kernels.h"
 #include "liere_kernels.h"
 
-/* The registry: every kernel family, implemented once per ISA, one table per ISA. Adding a family is its three
- * macros and one line in each list below; the dispatcher, the tests and the benchmarks reach every entry through
- * the public API with the ISA forced. */
-typedef struct posattn_kernel_table {
-    POSATTN_ALIBI_TABLE_FIELDS
-    POSATTN_ROPE_TABLE_FIELDS
-    POSATTN_LIERE_TABLE_FIELDS
-} posattn_kernel_table;
+/*
+ * Every operation the registry (src/registry.c) dispatches: its public id, and the kernel name `op` of its
+ * implementations, which are posattn_<op>_f32_<isa> of type posattn_<op>_kernel. The public entry points reach the
+ * kernel of the active ISA through posattn_dispatch_<op>() (dispatch.h).
+ */
+#define POSATTN_OPERATIONS(X)                                                                                      \
+    X(POSATTN_OP_ALIBI_SLOPES, alibi_slopes)                                                                       \
+    X(POSATTN_OP_ALIBI_BIAS, alibi_bias_row)                                                                       \
+    X(POSATTN_OP_ALIBI_SOFTMAX, alibi_softmax_row)                                                                 \
+    X(POSATTN_OP_ROPE, rope_token)                                                                                 \
+    X(POSATTN_OP_LIERE_ROTATIONS, liere_rot_token)                                                                 \
+    X(POSATTN_OP_LIERE_APPLY, liere_apply_token)
 
-#define POSATTN_KERNEL_TABLE(isa)                                                                                  \
-    {POSATTN_ALIBI_TABLE_ENTRIES(isa) POSATTN_ROPE_TABLE_ENTRIES(isa) POSATTN_LIERE_TABLE_ENTRIES(isa)}
+/* Every ISA a kernel can be written for: its public id and the suffix of its kernels (the folder src/<isa>/). */
+#define POSATTN_ISAS(X)                                                                                            \
+    X(POSATTN_ISA_SCALAR, scalar)                                                                                  \
+    X(POSATTN_ISA_AVX2, avx2)                                                                                      \
+    X(POSATTN_ISA_AVX512, avx512)                                                                                  \
+    X(POSATTN_ISA_NEON, neon)                                                                                      \
+    X(POSATTN_ISA_SVE, sve)
 
-#define POSATTN_DECLARE_ISA(isa) POSATTN_ALIBI_DECLARE(isa) POSATTN_ROPE_DECLARE(isa) POSATTN_LIERE_DECLARE(isa)
+/* The ids by name, for the registry's lines: POSATTN_OP_ID_alibi_bias_row, POSATTN_ISA_ID_avx2, ... */
+#define POSATTN_OP_ID_ENUMERATOR(id, op) POSATTN_OP_ID_##op = id,
+#define POSATTN_ISA_ID_ENUMERATOR(id, isa) POSATTN_ISA_ID_##isa = id,
+enum { POSATTN_OPERATIONS(POSATTN_OP_ID_ENUMERATOR) };
+enum { POSATTN_ISAS(POSATTN_ISA_ID_ENUMERATOR) };
+#undef POSATTN_OP_ID_ENUMERATOR
+#undef POSATTN_ISA_ID_ENUMERATOR
 
-POSATTN_DECLARE_ISA(scalar)
-POSATTN_DECLARE_ISA(avx2)
-POSATTN_DECLARE_ISA(avx512)
-POSATTN_DECLARE_ISA(neon)
+/* Declarations of every (operation, ISA) kernel a registry line may name; only the compiled ones are defined. */
+#define POSATTN_DECLARE_KERNELS_OF(isa)                                                                            \
+    POSATTN_HIDDEN posattn_alibi_slopes_kernel posattn_alibi_slopes_f32_##isa;                                     \
+    POSATTN_HIDDEN posattn_alibi_bias_row_kernel posattn_alibi_bias_row_f32_##isa;                                 \
+    POSATTN_HIDDEN posattn_alibi_softmax_row_kernel posattn_alibi_softmax_row_f32_##isa;                           \
+    POSATTN_HIDDEN posattn_rope_token_kernel posattn_rope_token_f32_##isa;                                         \
+    POSATTN_HIDDEN posattn_liere_rot_token_kernel posattn_liere_rot_token_f32_##isa;                               \
+    POSATTN_HIDDEN posattn_liere_apply_token_kernel posattn_liere_apply_token_f32_##isa;
+#define POSATTN_DECLARE_KERNELS(id, isa) POSATTN_DECLARE_KERNELS_OF(isa)
+POSATTN_ISAS(POSATTN_DECLARE_KERNELS)
+#undef POSATTN_DECLARE_KERNELS
+
+/* One kernel of any operation; the member is named after the operation. */
+#define POSATTN_KERNEL_MEMBER(id, op) posattn_##op##_kernel *op;
+typedef union posattn_kernel {
+    void (*any)(void); /* for the NULL test only */
+    POSATTN_OPERATIONS(POSATTN_KERNEL_MEMBER)
+} posattn_kernel;
+#undef POSATTN_KERNEL_MEMBER
+
+/* CPU features a kernel may need, detected once (src/dispatch.c). An ISA's own features are those of its name;
+ * a registry line may ask for more (a variant using AVX512-FP16, say), and is skipped where they are missing. */
+enum {
+    POSATTN_CPU_AVX2 = 1u << 0,   /* AVX2 + FMA + F16C, OS saves YMM */
+    POSATTN_CPU_AVX512 = 1u << 1, /* AVX-512 F+BW+DQ+VL (with the above), OS saves ZMM and opmasks */
+    POSATTN_CPU_NEON = 1u << 2,   /* AArch64 Advanced SIMD (baseline) */
+    POSATTN_CPU_SVE = 1u << 3     /* AArch64 SVE (getauxval(AT_HWCAP) & HWCAP_SVE) */
+};
+
+/* One line of the registry: the kernel of (operation, ISA) and the CPU features it needs. */
+typedef struct posattn_registry_row {
+    unsigned cpu_features; /* POSATTN_CPU_* bits; 0 for portable C */
+    posattn_kernel kernel; /* NULL where the ISA has no kernel for the operation */
+} posattn_registry_row;
+
+/* The registry, indexed by operation and ISA (src/registry.c). Scalar has every operation. */
+POSATTN_HIDDEN extern const posattn_registry_row posattn_registry[POSATTN_OP_COUNT][POSATTN_ISA_COUNT];
 
 /* Shared by every ISA's slopes kernel: the exponent of 2 for head h (SPEC 1), exact in float64. */
 static inline double posattn_alibi_slope_exponent(int64_t h, int64_t n_heads, double max_bias) {

@@ -75,7 +75,7 @@ posattn_status posattn_liere_rotations(int64_t n_tok, int64_t n_axes, const floa
     if (posattn_spans_overlap(rot_bytes, pos_bytes) || posattn_spans_overlap(rot_bytes, gen_bytes)) {
         return POSATTN_ERR_OVERLAP;
     }
-    const posattn_kernel_table *kt = posattn_active_kernels();
+    posattn_liere_rot_token_kernel *const rot_token = posattn_dispatch_liere_rot_token();
     posattn_liere_rot_token tk = {.n_axes = n_axes,
                                   .gens = gens,
                                   .n_gen = n_gen_heads,
@@ -84,7 +84,7 @@ posattn_status posattn_liere_rotations(int64_t n_tok, int64_t n_axes, const floa
     for (int64_t t = tok_begin; t < tok_end; ++t) {
         tk.pos = pos + t * pos_stride;
         tk.rot = rot + t * rot_tok_stride;
-        kt->liere_rot_token(&tk);
+        rot_token(&tk);
     }
     return POSATTN_OK;
 }
@@ -170,7 +170,7 @@ posattn_status posattn_liere_apply(int64_t n_tok, int64_t head_dim, int64_t rot_
             return POSATTN_ERR_OVERLAP;
         }
     }
-    const posattn_kernel_table *kt = posattn_active_kernels();
+    posattn_liere_apply_token_kernel *const apply_token = posattn_dispatch_liere_apply_token();
     posattn_liere_apply_token tk = {.q_heads = q_heads,
                                     .q_head_stride = ql.head_stride,
                                     .k_heads = k ? k_heads : 0,
@@ -183,7 +183,7 @@ posattn_status posattn_liere_apply(int64_t n_tok, int64_t head_dim, int64_t rot_
         tk.q = q + t * ql.tok_stride + rot_offset;
         tk.k = k ? k + t * kl.tok_stride + rot_offset : NULL;
         tk.rot = rot + t * rot_tok_stride;
-        kt->liere_apply_token(&tk);
+        apply_token(&tk);
     }
     return POSATTN_OK;
 }

@@ -1,6 +1,6 @@
 /*
- * The row contract of the LieRE rotations (SPEC 5) kernels: argument structs, and the registry macros that kernels.h
- * expands into every ISA's table.
+ * The row contract of the LieRE rotations (SPEC 5) kernels: argument structs and the kernel types that
+ * src/kernels.h lists as the operations liere_rot_token and liere_apply_token.
  *
  * The public entry points (src/liere_api.c) validate everything, then call one token kernel per token of the
  * caller's range. Kernels never see invalid input and never fail.
@@ -51,16 +51,7 @@ typedef struct posattn_liere_apply_token {
     int backward; /* apply R^T */
 } posattn_liere_apply_token;
 
-typedef void (*posattn_liere_rot_token_fn)(const posattn_liere_rot_token *token);
-typedef void (*posattn_liere_apply_token_fn)(const posattn_liere_apply_token *token);
-
-#define POSATTN_LIERE_TABLE_FIELDS                                                                                 \
-    posattn_liere_rot_token_fn liere_rot_token;                                                                    \
-    posattn_liere_apply_token_fn liere_apply_token;
-#define POSATTN_LIERE_TABLE_ENTRIES(isa)                                                                           \
-    .liere_rot_token = posattn_liere_rot_token_f32_##isa, .liere_apply_token = posattn_liere_apply_token_f32_##isa,
-#define POSATTN_LIERE_DECLARE(isa)                                                                                 \
-    POSATTN_HIDDEN void posattn_liere_rot_token_f32_##isa(const posattn_liere_rot_token *token);                  \
-    POSATTN_HIDDEN void posattn_liere_apply_token_f32_##isa(const posattn_liere_apply_token *token);
+typedef void posattn_liere_rot_token_kernel(const posattn_liere_rot_token *token);
+typedef void posattn_liere_apply_token_kernel(const posattn_liere_apply_token *token);
 
 #endif /* POSATTN_LIERE_KERNELS_H */

@@ -166,7 +166,7 @@ posattn_status posattn_rope_apply(int64_t n_tok, int64_t n_heads, int64_t head_d
         .attn_factor = o->attn_factor != 0.0f ? o->attn_factor : 1.0f,
         .pair_factors = o->pair_factors,
     };
-    const posattn_rope_token_fn kernel = posattn_active_kernels()->rope_token;
+    posattn_rope_token_kernel *const kernel = posattn_dispatch_rope_token();
     for (int64_t t = tok_begin; t < tok_end; ++t) {
         token.x = x + t * tok_stride + rot_offset;
         token.pos = pos + t * pos_stride;

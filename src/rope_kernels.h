@@ -1,5 +1,5 @@
-/* The row contract of the rotary embeddings (SPEC 4) kernels: argument structs, and the registry macros that kernels.h
- * expands into every ISA's table.
+/* The row contract of the rotary embeddings (SPEC 4) kernels: argument structs and the kernel type that
+ * src/kernels.h lists as the operation rope_token.
  *
  * The public entry point (src/rope_api.c) validates everything, then calls the token kernel once per token of the
  * caller's range. A token kernel rotates, for every head of that token, the D_rot = 2 * n_pairs dimensions that
@@ -36,10 +36,6 @@ typedef struct posattn_rope_token {
     const float *pair_factors; /* NULL, or [n_pairs]: f_k = attn_factor * pair_factors[k], rounded once */
 } posattn_rope_token;
 
-typedef void (*posattn_rope_token_fn)(const posattn_rope_token *token);
-
-#define POSATTN_ROPE_TABLE_FIELDS posattn_rope_token_fn rope_token;
-#define POSATTN_ROPE_TABLE_ENTRIES(isa) .rope_token = posattn_rope_token_f32_##isa,
-#define POSATTN_ROPE_DECLARE(isa) POSATTN_HIDDEN void posattn_rope_token_f32_##isa(const posattn_rope_token *token);
+typedef void posattn_rope_token_kernel(const posattn_rope_token *token);
 
 #endif /* POSATTN_ROPE_KERNELS_H */

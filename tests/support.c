@@ -39,7 +39,7 @@ static int skip_logged[POSATTN_ISA_COUNT];
 int run_suite(Suite *suite) {
     fprintf(stderr, "posattn tests: seed 0x%016" PRIx64 " (set POSATTN_TEST_SEED to replay another)\n",
             test_base_seed());
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         int supported = posattn_isa_supported(isa);
         fprintf(stderr, "posattn tests: isa %-7s %s\n", posattn_isa_name(isa),
                 supported ? "tested" : "skipped (not compiled in or not supported here)");
@@ -78,10 +78,39 @@ int enter_isa(posattn_isa isa) {
     return 1;
 }
 
+/* posattn_isa_list in the loop's order: scalar (listed last, the reference) first, then the others reversed. */
+static int test_isas(posattn_isa order[POSATTN_ISA_COUNT]) {
+    posattn_isa listed[POSATTN_ISA_COUNT];
+    int n = posattn_isa_list(listed, POSATTN_ISA_COUNT);
+    /* Also called outside a running test (run_suite), where ck_assert cannot report: exit instead. */
+    if (!(n >= 1 && n < POSATTN_ISA_COUNT && listed[n - 1] == POSATTN_ISA_SCALAR)) {
+        fprintf(stderr, "posattn tests: posattn_isa_list returned %d ISAs, not ending with scalar\n", n);
+        exit(EXIT_FAILURE);
+    }
+    for (int k = 0; k < n; ++k) order[k] = listed[n - 1 - k];
+    return n;
+}
+
+posattn_isa test_isa_first(void) {
+    posattn_isa order[POSATTN_ISA_COUNT];
+    test_isas(order);
+    return order[0];
+}
+
+posattn_isa test_isa_next(posattn_isa isa) {
+    posattn_isa order[POSATTN_ISA_COUNT];
+    int n = test_isas(order);
+    for (int k = 0; k + 1 < n; ++k) {
+        if (order[k] == isa) return order[k + 1];
+    }
+    return POSATTN_ISA_AUTO;
+}
+
 posattn_isa best_supported_isa(void) {
-    static const posattn_isa priority[] = {POSATTN_ISA_AVX512, POSATTN_ISA_AVX2, POSATTN_ISA_NEON};
-    for (size_t k = 0; k < sizeof priority / sizeof priority[0]; ++k) {
-        if (posattn_isa_supported(priority[k])) return priority[k];
+    posattn_isa listed[POSATTN_ISA_COUNT];
+    int n = posattn_isa_list(listed, POSATTN_ISA_COUNT);
+    for (int k = 0; k < n; ++k) {
+        if (posattn_isa_supported(listed[k])) return listed[k];
     }
     return POSATTN_ISA_SCALAR;
 }

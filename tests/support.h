@@ -47,18 +47,24 @@ TCase *make_tcase(const char *name);
 
 /*
  * The ISA loop of every kernel test:
- *     for (posattn_isa isa = POSATTN_ISA_SCALAR; isa <= POSATTN_ISA_NEON; ++isa) {
+ *     FOR_EACH_ISA(isa) {
  *         if (!enter_isa(isa)) continue;
  *         ...
  *     }
- * enter_isa returns 0 (and logs once per process) when this CPU or build lacks the ISA; otherwise it forces the
- * ISA and asserts that posattn_active_isa() reports it, then returns 1. The scalar reference comes first.
+ * visits every ISA the library lists as compiled (posattn_isa_list: the registry decides, never a range of enum
+ * values), the scalar reference first, then from the least to the most capable. enter_isa returns 0 (and logs
+ * once per process) when this CPU lacks the ISA; otherwise it forces the ISA and asserts that posattn_active_isa()
+ * reports it, then returns 1. With an ISA forced, every operation it implements runs its own kernel and the others
+ * run the next ISA's (posattn_op_isa), so every line of the registry is reached by some iteration.
  */
 #define FIRST_ISA POSATTN_ISA_SCALAR
-#define LAST_ISA POSATTN_ISA_NEON
+#define FOR_EACH_ISA(isa) for (posattn_isa isa = test_isa_first(); isa != POSATTN_ISA_AUTO; isa = test_isa_next(isa))
+posattn_isa test_isa_first(void);
+/* The ISA after isa in the loop's order, POSATTN_ISA_AUTO after the last. */
+posattn_isa test_isa_next(posattn_isa isa);
 int enter_isa(posattn_isa isa);
 
-/* The best supported ISA by the header's priority list (AVX-512 > AVX2 > scalar; NEON > scalar). */
+/* The best supported ISA by the library's priority list (the first supported entry of posattn_isa_list). */
 posattn_isa best_supported_isa(void);
 
 /* ------------------------------------------------------------------------------------------------------------ */

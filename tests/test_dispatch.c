@@ -14,10 +14,11 @@
 #include "support.h"
 
 /* Every ISA this CPU supports can be forced, is then reported active, and stays active across kernel calls;
- * every other known ISA is refused with ISA_UNSUPPORTED and the active ISA is unchanged. */
+ * every other known ISA (compiled or not) is refused with ISA_UNSUPPORTED and the active ISA is unchanged. The loop
+ * is over the enum on purpose: this test is about every value, compiled or not. */
 START_TEST(test_force_each_isa) {
     int tested = 0;
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    for (posattn_isa isa = POSATTN_ISA_SCALAR; isa < POSATTN_ISA_COUNT; ++isa) {
         if (posattn_isa_supported(isa)) {
             ck_assert_int_eq(posattn_force_isa(isa), POSATTN_OK);
             ck_assert_int_eq(posattn_active_isa(), isa);
@@ -41,7 +42,7 @@ END_TEST
 /* Values outside the enum are ISA_UNKNOWN, and the active ISA is unchanged, from every supported starting point. */
 START_TEST(test_force_unknown_value) {
     static const int unknown[] = {99, POSATTN_ISA_COUNT, -1, 1000000};
-    for (posattn_isa from = FIRST_ISA; from <= LAST_ISA; ++from) {
+    FOR_EACH_ISA(from) {
         if (!enter_isa(from)) continue;
         for (size_t k = 0; k < sizeof unknown / sizeof unknown[0]; ++k) {
             ck_assert_int_eq(posattn_force_isa((posattn_isa)unknown[k]), POSATTN_ERR_ISA_UNKNOWN);
@@ -53,16 +54,16 @@ START_TEST(test_force_unknown_value) {
 }
 END_TEST
 
-/* A known ISA of the other architecture: NEON on x86-64, AVX2 and AVX-512 on AArch64. */
+/* A known ISA of the other architecture: NEON and SVE on x86-64, AVX2 and AVX-512 on AArch64. */
 START_TEST(test_force_other_architecture) {
 #if defined(__x86_64__)
-    static const posattn_isa foreign[] = {POSATTN_ISA_NEON};
+    static const posattn_isa foreign[] = {POSATTN_ISA_NEON, POSATTN_ISA_SVE};
 #elif defined(__aarch64__)
     static const posattn_isa foreign[] = {POSATTN_ISA_AVX2, POSATTN_ISA_AVX512};
 #else
-    static const posattn_isa foreign[] = {POSATTN_ISA_AVX2, POSATTN_ISA_AVX512, POSATTN_ISA_NEON};
+    static const posattn_isa foreign[] = {POSATTN_ISA_AVX2, POSATTN_ISA_AVX512, POSATTN_ISA_NEON, POSATTN_ISA_SVE};
 #endif
-    for (posattn_isa from = FIRST_ISA; from <= LAST_ISA; ++from) {
+    FOR_EACH_ISA(from) {
         if (!enter_isa(from)) continue;
         for (size_t k = 0; k < sizeof foreign / sizeof foreign[0]; ++k) {
             ck_assert(!posattn_isa_supported(foreign[k]));
@@ -87,7 +88,7 @@ END_TEST
 /* posattn_init after a forced ISA does not undo it (it only resolves what is unresolved); without POSATTN_ISA in
  * the environment it reports OK. */
 START_TEST(test_init_keeps_forced_isa) {
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         posattn_status st = posattn_init();
         if (!getenv("POSATTN_ISA")) ck_assert_int_eq(st, POSATTN_OK);
@@ -102,6 +103,7 @@ START_TEST(test_isa_names) {
     ck_assert_str_eq(posattn_isa_name(POSATTN_ISA_AVX2), "avx2");
     ck_assert_str_eq(posattn_isa_name(POSATTN_ISA_AVX512), "avx512");
     ck_assert_str_eq(posattn_isa_name(POSATTN_ISA_NEON), "neon");
+    ck_assert_str_eq(posattn_isa_name(POSATTN_ISA_SVE), "sve");
     ck_assert_str_eq(posattn_isa_name((posattn_isa)99), "unknown");
     ck_assert_str_eq(posattn_isa_name((posattn_isa)-1), "unknown");
     ck_assert_str_eq(posattn_isa_name(POSATTN_ISA_COUNT), "unknown");
@@ -118,10 +120,11 @@ START_TEST(test_isa_from_name) {
         {"SCALAR", POSATTN_ISA_SCALAR}, {"ScAlAr", POSATTN_ISA_SCALAR},   {"avx2", POSATTN_ISA_AVX2},
         {"AVX2", POSATTN_ISA_AVX2},     {"Avx2", POSATTN_ISA_AVX2},       {"avx512", POSATTN_ISA_AVX512},
         {"AVX512", POSATTN_ISA_AVX512}, {"aVx512", POSATTN_ISA_AVX512},   {"neon", POSATTN_ISA_NEON},
-        {"NEON", POSATTN_ISA_NEON},     {"Neon", POSATTN_ISA_NEON},
+        {"NEON", POSATTN_ISA_NEON},     {"Neon", POSATTN_ISA_NEON},       {"sve", POSATTN_ISA_SVE},
+        {"SVE", POSATTN_ISA_SVE},       {"sVe", POSATTN_ISA_SVE},
     };
     static const char *const bad[] = {"", "bogus", "avx", "avx51", "avx5120", "avx-512", "scalar ", " scalar",
-                                      "neon\n", "unknown", "sse2", "scalarx", "a", "AVX2\t", "auto0"};
+                                      "neon\n", "unknown", "sse2", "scalarx", "a", "AVX2\t", "auto0", "sve2", "sv"};
     for (size_t k = 0; k < sizeof good / sizeof good[0]; ++k) {
         posattn_isa isa = (posattn_isa)77;
         ck_assert_msg(posattn_isa_from_name(good[k].name, &isa) == POSATTN_OK, "\"%s\" refused", good[k].name);
@@ -139,6 +142,85 @@ START_TEST(test_isa_from_name) {
         ck_assert_int_eq(posattn_isa_from_name(posattn_isa_name((posattn_isa)k), &isa), POSATTN_OK);
         ck_assert_int_eq(isa, k);
     }
+}
+END_TEST
+
+/* The registry's list: the compiled ISAs exactly, each once, best first in the documented order, scalar last. */
+START_TEST(test_isa_list) {
+    posattn_isa listed[POSATTN_ISA_COUNT];
+    const int n = posattn_isa_list(listed, POSATTN_ISA_COUNT);
+    ck_assert_int_ge(n, 1);
+    ck_assert_int_lt(n, POSATTN_ISA_COUNT);
+    ck_assert_int_eq(posattn_isa_list(NULL, 0), n);
+    ck_assert_int_eq(listed[n - 1], POSATTN_ISA_SCALAR);
+    posattn_isa first = POSATTN_ISA_AUTO;
+    ck_assert_int_eq(posattn_isa_list(&first, 1), n);
+    ck_assert_int_eq(first, listed[0]);
+    int seen[POSATTN_ISA_COUNT] = {0};
+    for (int k = 0; k < n; ++k) {
+        ck_assert_msg(posattn_isa_compiled(listed[k]), "%s listed, not compiled", posattn_isa_name(listed[k]));
+        ck_assert_msg(!seen[listed[k]], "%s listed twice", posattn_isa_name(listed[k]));
+        seen[listed[k]] = 1;
+    }
+    for (int isa = POSATTN_ISA_SCALAR; isa < POSATTN_ISA_COUNT; ++isa) {
+        ck_assert_msg(seen[isa] == posattn_isa_compiled((posattn_isa)isa), "%s: listed %d, compiled %d",
+                      posattn_isa_name((posattn_isa)isa), seen[isa], posattn_isa_compiled((posattn_isa)isa));
+    }
+    /* The header's priority order: AVX-512 > AVX2 > scalar, SVE > NEON > scalar. */
+    static const posattn_isa better[][2] = {{POSATTN_ISA_AVX512, POSATTN_ISA_AVX2}, {POSATTN_ISA_SVE, POSATTN_ISA_NEON}};
+    for (size_t p = 0; p < sizeof better / sizeof better[0]; ++p) {
+        int at_hi = -1, at_lo = -1;
+        for (int k = 0; k < n; ++k) {
+            if (listed[k] == better[p][0]) at_hi = k;
+            if (listed[k] == better[p][1]) at_lo = k;
+        }
+        if (at_hi >= 0 && at_lo >= 0) ck_assert_int_lt(at_hi, at_lo);
+    }
+    ck_assert_int_eq(best_supported_isa(), posattn_force_isa(POSATTN_ISA_AUTO) == POSATTN_OK ? posattn_active_isa()
+                                                                                               : POSATTN_ISA_AUTO);
+}
+END_TEST
+
+/* Every operation, under every compiled ISA, is served by that ISA or by one after it in the list, and the scalar
+ * reference serves every operation itself. A compiled ISA implements at least one operation. Forcing an ISA makes
+ * posattn_op_isa(op, AUTO) answer as posattn_op_isa(op, isa). Names of the operations. */
+START_TEST(test_op_isa) {
+    posattn_isa listed[POSATTN_ISA_COUNT];
+    const int n = posattn_isa_list(listed, POSATTN_ISA_COUNT);
+    for (int k = 0; k < n; ++k) {
+        int own = 0;
+        for (int op = 0; op < POSATTN_OP_COUNT; ++op) {
+            posattn_isa serving = posattn_op_isa((posattn_op)op, listed[k]);
+            int at = -1;
+            for (int m = k; m < n; ++m) {
+                if (listed[m] == serving) at = m;
+            }
+            ck_assert_msg(at >= k, "%s under %s is served by %s, not %s or a later ISA", posattn_op_name(op),
+                          posattn_isa_name(listed[k]), posattn_isa_name(serving), posattn_isa_name(listed[k]));
+            own += serving == listed[k];
+            if (listed[k] == POSATTN_ISA_SCALAR) ck_assert_int_eq(serving, POSATTN_ISA_SCALAR);
+            if (posattn_isa_supported(listed[k])) {
+                ck_assert_int_eq(posattn_force_isa(listed[k]), POSATTN_OK);
+                ck_assert_int_eq(posattn_op_isa((posattn_op)op, POSATTN_ISA_AUTO), serving);
+                ck_assert_msg(posattn_isa_supported(serving), "%s served by unsupported %s", posattn_op_name(op),
+                              posattn_isa_name(serving));
+            }
+        }
+        ck_assert_msg(own >= 1, "%s is compiled but implements no operation", posattn_isa_name(listed[k]));
+    }
+    ck_assert_int_eq(posattn_op_isa(POSATTN_OP_COUNT, POSATTN_ISA_SCALAR), POSATTN_ISA_AUTO);
+    ck_assert_int_eq(posattn_op_isa((posattn_op)-1, POSATTN_ISA_SCALAR), POSATTN_ISA_AUTO);
+    ck_assert_int_eq(posattn_op_isa(POSATTN_OP_ROPE, POSATTN_ISA_COUNT), POSATTN_ISA_AUTO);
+    for (int isa = POSATTN_ISA_SCALAR; isa < POSATTN_ISA_COUNT; ++isa) {
+        if (!posattn_isa_compiled((posattn_isa)isa)) {
+            ck_assert_int_eq(posattn_op_isa(POSATTN_OP_ALIBI_SOFTMAX, (posattn_isa)isa), POSATTN_ISA_AUTO);
+        }
+    }
+    static const char *const names[POSATTN_OP_COUNT] = {"alibi_slopes", "alibi_bias", "alibi_softmax", "rope",
+                                                        "liere_rotations", "liere_apply"};
+    for (int op = 0; op < POSATTN_OP_COUNT; ++op) ck_assert_str_eq(posattn_op_name((posattn_op)op), names[op]);
+    ck_assert_str_eq(posattn_op_name(POSATTN_OP_COUNT), "unknown");
+    ck_assert_str_eq(posattn_op_name((posattn_op)-1), "unknown");
 }
 END_TEST
 
@@ -176,6 +258,8 @@ static Suite *dispatch_suite(void) {
     tcase_add_test(tc, test_init_keeps_forced_isa);
     tcase_add_test(tc, test_isa_names);
     tcase_add_test(tc, test_isa_from_name);
+    tcase_add_test(tc, test_isa_list);
+    tcase_add_test(tc, test_op_isa);
 #if defined(__x86_64__)
     tcase_add_test(tc, test_x86_detection_matches_cpu);
 #endif

@@ -98,7 +98,7 @@ static void expect_softmax(arena *ar, const softmax_call *c, posattn_status expe
 START_TEST(test_softmax_errors) {
     arena ar;
     arena_open(&ar, ARENA_FLOATS);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         /* The baseline and valid neighbours of the refused values below. */
         SOFTMAX_CASE(POSATTN_OK, (void)0);
@@ -283,7 +283,7 @@ static void expect_bias(arena *ar, const bias_call *c, posattn_status expected, 
 START_TEST(test_bias_errors) {
     arena ar;
     arena_open(&ar, ARENA_FLOATS);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         BIAS_CASE(POSATTN_OK, (void)0);
         BIAS_CASE(POSATTN_OK, c.use_positions = 0);
@@ -353,7 +353,7 @@ START_TEST(test_slopes_errors) {
         /* More heads than an address space holds floats: refused before writing (not in the header's list). */
         {INT64_C(1) << 62, 8.0f, 0, POSATTN_ERR_OVERFLOW, "n_heads 2^62"},
     };
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; ++k) {
             guarded out = guarded_output(4, sizeof(float), 0);

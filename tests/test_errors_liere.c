@@ -89,7 +89,7 @@ static void expect_apply(arena *ar, const apply_call *c, posattn_status expected
 START_TEST(test_apply_errors) {
     arena ar;
     arena_open(&ar, ARENA_FLOATS);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         /* The baseline and valid neighbours of the refused values below. */
         APPLY_CASE(POSATTN_OK, (void)0);
@@ -218,7 +218,7 @@ END_TEST
 START_TEST(test_apply_regressions) {
     arena ar;
     arena_open(&ar, ARENA_FLOATS);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         /* Regression (UBSan): one token with huge equal token strides and q sharing bytes with k. The packed-qkv
          * test formed q_tok_stride * sizeof(float) in int64 (2^64 here: signed overflow) although only
@@ -282,7 +282,7 @@ static void expect_rotations(arena *ar, const rotations_call *c, posattn_status 
 START_TEST(test_rotations_errors) {
     arena ar;
     arena_open(&ar, ARENA_FLOATS);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         /* The baseline and valid neighbours of the refused values below. */
         ROTATIONS_CASE(POSATTN_OK, (void)0);
@@ -408,7 +408,7 @@ START_TEST(test_rotation_size_errors) {
         {1, 2, INT64_C(1) << 62, 0, POSATTN_ERR_OVERFLOW, 0, "2 * 2^62"},
     };
     const int64_t canary = INT64_C(0x5A5A5A5AA5A5A5A5);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; ++k) {
             guarded out = guarded_output(1, sizeof(int64_t), 0);
@@ -463,7 +463,7 @@ START_TEST(test_split_heads_errors) {
         {INT64_C(1) << 59, 4, 0, POSATTN_ERR_OVERFLOW, "2^59 heads * 4 axes (2^63 bytes)"},
         {INT64_MAX, 2, 0, POSATTN_ERR_OVERFLOW, "n_heads INT64_MAX"},
     };
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; ++k) {
             guarded out = guarded_output(OUT_FLOATS, sizeof(float), 0);

@@ -144,7 +144,7 @@ START_TEST(test_bias_head_stride) {
     float compact[3 * 2 * 8];
     layout l = {.n_rows = 0};
     for (int64_t i = 0; i < nq; ++i) add_row(&l, 2 * hs + i * nk, (2 * nq + i) * nk, nk);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         fill_untouched(compact, 48);
         expect_ok(posattn_alibi_bias(H, nq, nk, slopes, NULL, compact, 0, 0, 4, 6), "compact bias");
@@ -163,7 +163,7 @@ START_TEST(test_bias_row_stride) {
     float compact[3 * 8];
     layout l = {.n_rows = 0};
     add_row(&l, 2 * rs, 2 * nk, nk);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         fill_untouched(compact, 24);
         expect_ok(posattn_alibi_bias(1, nq, nk, slopes, NULL, compact, 0, 0, 2, 3), "compact bias");
@@ -187,7 +187,7 @@ START_TEST(test_bias_many_rows) {
     float compact[2];
     layout l = {.n_rows = 0};
     add_row(&l, first, 0, 2);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         expect_ok(posattn_alibi_bias(1, 2, 1, slopes, &p, compact, 0, 0, 0, 2), "compact bias");
         fill_windows(r->base, &l);
@@ -211,7 +211,7 @@ START_TEST(test_bias_positions_head_stride) {
     pc.q = pf.q = q_pos;
     pc.k = k_pos, pc.k_head_stride = nk;
     pf.k = r->base, pf.k_head_stride = hs;
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         fill_untouched(compact, 48);
         fill_untouched(far, 48);
@@ -229,7 +229,7 @@ END_TEST
 START_TEST(test_bias_refused) {
     REQUIRE_REGION(r);
     const float slopes[3] = {0.5f, 0.25f, 0.125f};
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         const layout none = {.n_rows = 0};
         fill_windows(r->base, &none);
@@ -266,7 +266,7 @@ START_TEST(test_softmax_in_place_head_stride) {
     posattn_softmax_options o = {0};
     o.flags = POSATTN_CAUSAL;
     fill_scores(input, 48);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         memcpy(compact, input, sizeof compact);
         fill_untouched(lse_compact, 6);
@@ -295,7 +295,7 @@ START_TEST(test_softmax_row_stride) {
     fill_scores(scores, 24);
     layout l = {.n_rows = 0};
     add_row(&l, 2 * rs, 2 * nk, nk);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         fill_untouched(compact, 24);
         expect_ok(posattn_alibi_softmax(1, nq, nk, scores, 0, 0, compact, 0, 0, 1.0f, slopes, NULL, NULL, 2, 3),
@@ -320,7 +320,7 @@ START_TEST(test_softmax_many_rows) {
     float input[4] = {1.5f, -0.25f, 3.0f, 2.75f}, compact[4];
     layout l = {.n_rows = 0};
     add_row(&l, first * nk, 0, 2 * nk);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         memcpy(compact, input, sizeof compact);
         expect_ok(posattn_alibi_softmax(1, 2, nk, compact, 0, 0, compact, 0, 0, 1.0f, slopes, &p, NULL, 0, 2),
@@ -348,7 +348,7 @@ START_TEST(test_softmax_mask_head_stride) {
     posattn_softmax_options oc = {0}, of = {0};
     oc.mask = mask, oc.mask_head_stride = nq * nk;
     of.mask = r->base, of.mask_head_stride = hs;
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         float head2_mask[16];
         memcpy(head2_mask, mask + 2 * nq * nk, sizeof head2_mask);
@@ -372,7 +372,7 @@ START_TEST(test_softmax_refused) {
     const float slopes[3] = {0.5f, 0.25f, 0.125f};
     float scores[24];
     fill_scores(scores, 24);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         const layout none = {.n_rows = 0};
         fill_windows(r->base, &none);
@@ -407,7 +407,7 @@ START_TEST(test_rope_tok_stride) {
     fill_x(input, 32);
     layout l = {.n_rows = 0};
     add_row(&l, ts, H * D, H * D);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         memcpy(compact, input, sizeof compact);
         expect_ok(posattn_rope_apply(n_tok, H, D, compact, 0, 0, 0, D, POSATTN_ROPE_INTERLEAVED, 2, pos, 0, freqs, 0,
@@ -435,7 +435,7 @@ START_TEST(test_rope_head_stride) {
     layout l = {.n_rows = 0};
     add_row(&l, 0, 0, D);
     add_row(&l, hs, D, D);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         memcpy(compact, input, sizeof compact);
         expect_ok(posattn_rope_apply(1, H, D, compact, 0, 0, 2, 4, POSATTN_ROPE_HALF_SPLIT, 1, pos, 0, freqs, 2, NULL,
@@ -462,7 +462,7 @@ START_TEST(test_rope_freq_head_stride) {
     layout l = {.n_rows = 0};
     add_row(&l, 0, 0, 4);
     add_row(&l, fs, 4, 4);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         memcpy(compact, input, sizeof compact);
         memcpy(far, input, sizeof far);
@@ -484,7 +484,7 @@ END_TEST
 START_TEST(test_rope_refused) {
     REQUIRE_REGION(r);
     const float pos[2] = {1.0f, 2.0f}, freqs[4] = {1.0f, 0.5f, 0.25f, 0.125f};
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         const layout none = {.n_rows = 0};
         fill_windows(r->base, &none);
@@ -519,7 +519,7 @@ START_TEST(test_liere_rotations_stride) {
     liere_inputs(pos, gens);
     layout l = {.n_rows = 0};
     add_row(&l, ts, L_PER_TOKEN, L_PER_TOKEN);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         fill_untouched(compact, 2 * L_PER_TOKEN);
         expect_ok(posattn_liere_rotations(2, 2, pos, 0, 1, LB, LD, gens, compact, 0, NULL, 1, 2), "compact rotations");
@@ -542,7 +542,7 @@ START_TEST(test_liere_apply_packed_stride) {
     fill_x(input, 48);
     layout l = {.n_rows = 0};
     add_row(&l, ts, 24, 24);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         expect_ok(posattn_liere_rotations(2, 2, pos, 0, 1, LB, LD, gens, rot, 0, NULL, 0, 2), "rotations");
         memcpy(compact, input, sizeof compact);
@@ -571,7 +571,7 @@ START_TEST(test_liere_apply_head_stride) {
     add_row(&l, hs, LD, LD);
     posattn_liere_options o = {0};
     o.flags = POSATTN_LIERE_BACKWARD;
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         expect_ok(posattn_liere_rotations(1, 2, pos, 0, 1, LB, LD, gens, rot, 0, NULL, 0, 1), "rotations");
         memcpy(compact, input, sizeof compact);
@@ -590,7 +590,7 @@ START_TEST(test_liere_refused) {
     REQUIRE_REGION(r);
     float pos[4], gens[L_GENS], rot[2 * L_PER_TOKEN];
     liere_inputs(pos, gens);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         ck_assert_int_eq(posattn_liere_rotations(2, 2, pos, 0, 1, LB, LD, gens, rot, 0, NULL, 0, 2), POSATTN_OK);
         const layout none = {.n_rows = 0};

@@ -139,7 +139,7 @@ START_TEST(test_spec_vector) {
                                {0.506903585, 0.656930747, 0.558113563},
                                {-0.504905345, -0.298493587, 0.809921089}};
     const double want_x[3] = {-0.144896338, 3.49510577, 1.32787075};
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         float rot[9];
         ck_assert_int_eq(posattn_liere_rotations(1, 1, pos, 0, 1, 3, 3, gens, rot, 0, NULL, 0, 1), POSATTN_OK);
@@ -242,7 +242,7 @@ START_TEST(test_rotations_vs_expm) {
         {8, 12, 1, 1, 8, 0.02, 1.0},   {16, 6, 2, 1, 32, 0.3, 30.0}, {64, 3, 2, 1, 64, 0.1, 20.0},
         {64, 2, 1, 1, 64, 0.002, 1.0}, {5, 6, 2, 1, 10, 1.0, 20.0},  {24, 2, 2, 1, 48, 0.3, 20.0},
     };
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; ++k) {
             rng g = rng_seeded(test_case_seed(100 + k));
@@ -264,7 +264,7 @@ END_TEST
 /* Angles of at least 100 radians in every block size the issue names. */
 START_TEST(test_rotations_large_angles) {
     static const int blocks[] = {2, 3, 4, 8, 16, 64};
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (size_t k = 0; k < sizeof blocks / sizeof blocks[0]; ++k) {
             const int b = blocks[k];
@@ -282,7 +282,7 @@ END_TEST
 
 START_TEST(test_exp_zero_is_identity) {
     static const int blocks[] = {2, 3, 4, 7, 8, 16, 64};
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (size_t k = 0; k < sizeof blocks / sizeof blocks[0]; ++k) {
             const int b = blocks[k];
@@ -312,7 +312,7 @@ END_TEST
  * (RoPE: 6 u r; LieRE: u per entry, then (b + 1) u per output). */
 START_TEST(test_b2_matches_rope_apply) {
     enum { n_tok = 7, heads = 3, head_dim = 24, rot_offset = 4, rot_dims = 16, axes = 2, pairs = rot_dims / 2 };
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         rng g = rng_seeded(test_case_seed(400));
         float pos[n_tok * axes], gens[axes * pairs], freqs[axes * pairs];
@@ -349,7 +349,7 @@ END_TEST
 
 START_TEST(test_commuting_generators_relative) {
     static const int blocks[] = {4, 8, 16};
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (size_t k = 0; k < sizeof blocks / sizeof blocks[0]; ++k) {
             const int b = blocks[k], axes = 2, tri = b * (b - 1) / 2;
@@ -474,7 +474,7 @@ START_TEST(test_apply) {
         {24, 2, 48, 0, 48, 5, 5, 1, 0, 0, 1, 1},    {12, 2, 40, 4, 36, 2, 2, 1, 0, 0, 0, 1},
         {48, 2, 50, 1, 48, 3, 3, 1, 0, 0, 1, 1},    {7, 2, 14, 0, 14, 17, 17, 1, 0, 0, 0, 1},
     };
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; ++k) run_apply_case(&cases[k], test_case_seed(600 + k));
     }
@@ -484,7 +484,7 @@ END_TEST
 /* Forward then backward returns the input within the rotations' orthogonality and two applications' rounding. */
 START_TEST(test_backward_undoes_forward) {
     static const int blocks[] = {2, 3, 8, 64};
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (size_t k = 0; k < sizeof blocks / sizeof blocks[0]; ++k) {
             const int b = blocks[k];
@@ -529,7 +529,7 @@ START_TEST(test_token_ranges_and_isas_agree) {
     float ref[n_tok * 2 * b * d], whole[n_tok * 2 * b * d], split[n_tok * 2 * b * d];
     ck_assert(enter_isa(POSATTN_ISA_SCALAR));
     ck_assert_int_eq(posattn_liere_rotations(n_tok, 2, p.pos, 0, 2, b, d, p.gens, ref, 0, NULL, 0, n_tok), POSATTN_OK);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         fill_untouched(split, n_tok * 2 * b * d);
         ck_assert_int_eq(posattn_liere_rotations(n_tok, 2, p.pos, 0, 2, b, d, p.gens, whole, 0, NULL, 0, n_tok),
@@ -562,7 +562,7 @@ START_TEST(test_errors) {
     enum { n_tok = 2, d = 8, b = 4, axes = 2, tri = b * (b - 1) / 2 };
     /* One arena: positions, generators, rotations, q, k; every refused call must leave it unchanged. */
     enum { AT_POS = 0, AT_GENS = 8, AT_ROT = 64, AT_Q = 192, AT_K = 240, ARENA = 320 };
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         float a[ARENA], before[ARENA];
         rng g = rng_seeded(test_case_seed(900));

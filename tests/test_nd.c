@@ -141,7 +141,7 @@ START_TEST(test_spec_vectors) {
     const float q[2] = {0, 0}, k[8] = {0, 0, 1, 0, 0, 1, 2, 3};
     const double l2[4] = {0, 1, 1, 3.60555128}, l1[4] = {0, 1, 1, 5};
     const float slope = 1.0f;
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (int metric = 0; metric < 2; ++metric) {
             posattn_positions pos = {.q = q, .k = k, .axes = 2, .metric = (posattn_metric)metric};
@@ -165,7 +165,7 @@ static void run_bias_case(nd_problem *p, uint64_t seed) {
     rng g = rng_seeded(seed);
     make_problem(p, &g, 50.0);
     float *ref = NULL;
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         float *b = bias_of(p, &p->pos);
         for (int64_t h = 0; h < p->H; ++h) {
@@ -318,7 +318,7 @@ static void run_softmax_case(nd_problem *p, const opts_case *oc, uint64_t seed) 
     if (oc->lse) o.lse = lse;
     float *out = malloc(n * sizeof(float)), *ref = malloc(n * sizeof(float));
     int have_ref = 0;
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         softmax_of(p, &p->pos, scores, &o, oc->in_place, out);
         char what[64];
@@ -374,7 +374,7 @@ START_TEST(test_one_axis_is_1d) {
     size_t n = (size_t)(p.H * p.nq * p.nk);
     float *scores = malloc(n * sizeof(float)), *s1 = malloc(n * sizeof(float)), *s2 = malloc(n * sizeof(float));
     for (size_t m = 0; m < n; ++m) scores[m] = rng_float(&g, -50.0, 50.0);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         posattn_positions zero_axes = p.pos, l2 = p.pos;
         zero_axes.axes = 0;
@@ -397,7 +397,7 @@ END_TEST
 START_TEST(test_zero_weight_infinite_slope) {
     const float slopes[2] = {INFINITY, 0.5f}, weights[2] = {0.0f, 0.0f};
     const float q[1] = {3.0f}, k[3] = {0.0f, 1.0f, 7.0f}, scores[6] = {0};
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (int metric = POSATTN_METRIC_L1; metric <= POSATTN_METRIC_L2; ++metric) {
             posattn_positions pos = {.q = q, .k = k, .axes = 1, .weights = weights, .metric = (posattn_metric)metric};
@@ -434,7 +434,7 @@ START_TEST(test_nan_coordinates_any_isa) {
         float ref[8];
         ck_assert(enter_isa(POSATTN_ISA_SCALAR));
         ck_assert_int_eq(posattn_alibi_bias(1, 2, 4, slopes, &pos, ref, 0, 0, 0, 2), POSATTN_OK);
-        for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+        FOR_EACH_ISA(isa) {
             if (!enter_isa(isa)) continue;
             float bias[8];
             ck_assert_int_eq(posattn_alibi_bias(1, 2, 4, slopes, &pos, bias, 0, 0, 0, 2), POSATTN_OK);
@@ -464,7 +464,7 @@ START_TEST(test_subnormal_terms_bound) {
     for (int metric = POSATTN_METRIC_L1; metric <= POSATTN_METRIC_L2; ++metric) {
         const int l2 = metric == POSATTN_METRIC_L2;
         posattn_positions pos = {.q = q, .k = k, .axes = 4, .weights = weights, .metric = (posattn_metric)metric};
-        for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+        FOR_EACH_ISA(isa) {
             if (!enter_isa(isa)) continue;
             float bias[2];
             ck_assert_int_eq(posattn_alibi_bias(1, 1, 2, slopes, &pos, bias, 0, 0, 0, 1), POSATTN_OK);
@@ -499,7 +499,7 @@ START_TEST(test_one_hot_is_1d) {
             for (size_t m = 0; m < n; ++m) scores[m] = rng_float(&g, -50.0, 50.0);
             posattn_positions one = {.q = p.q + axis, .k = p.k + axis, .axes = 1, .q_stride = A, .k_stride = A};
             posattn_softmax_options o = {.flags = POSATTN_CAUSAL};
-            for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+            FOR_EACH_ISA(isa) {
                 if (!enter_isa(isa)) continue;
                 float *b1 = bias_of(&p, &p.pos), *b2 = bias_of(&p, &one);
                 assert_same(b1, b2, n, "one-hot bias vs 1-D on that axis");
@@ -537,7 +537,7 @@ START_TEST(test_translation) {
             size_t n = (size_t)(p.H * p.nq * p.nk);
             float *scores = malloc(n * sizeof(float)), *s1 = malloc(n * sizeof(float)), *s2 = malloc(n * sizeof(float));
             for (size_t m = 0; m < n; ++m) scores[m] = rng_float(&g, -50.0, 50.0);
-            for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+            FOR_EACH_ISA(isa) {
                 if (!enter_isa(isa)) continue;
                 float *b1 = bias_of(&p, &p.pos), *b2 = bias_of(&p, &moved);
                 assert_same(b1, b2, n, "bias after an exact translation");
@@ -592,7 +592,7 @@ END_TEST
 START_TEST(test_errors_nd) {
     float q[8] = {0, 1, 2, 3, 4, 5, 6, 7}, k[8] = {1, 2, 3, 4, 5, 6, 7, 8}, w[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     float slopes[2] = {0.5f, 0.25f}, scores[4] = {1, 2, 3, 4};
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (int which = 0; which < 2; ++which) {
             float out[4];

@@ -195,7 +195,7 @@ static void run_rope_case(const rope_case *c) {
     const int unit_factor = !c->pair_factors && (c->attn_factor == 0.0f || c->attn_factor == 1.0f);
     float *x = b.x.data;
 
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         memcpy(x, b.original, b.x_len * sizeof(float));
         posattn_status st = call_apply(c, &b, x, &o);
@@ -286,7 +286,7 @@ static void check_spec_vector(const char *what, posattn_rope_layout layout, int6
     float freqs[4];
     ck_assert_int_eq(posattn_rope_freqs_1d(rot_dims, 10000.0f, freqs), POSATTN_OK);
     const float pos[1] = {3.0f};
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         guarded g = guarded_output(8, sizeof(float), 1);
         float *x = g.data;
@@ -326,7 +326,7 @@ START_TEST(test_spec_multi_section) {
         const double theta = rope_angle(pos, 3, freqs, 8, k);
         CHECK(fabs(theta - angles[k]) <= 1e-7 * angles[k], "angle %d: %.9g, SPEC %.9g", k, theta, angles[k]);
     }
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (int layout = 0; layout < 2; ++layout) {
             float x[16];
@@ -365,7 +365,7 @@ START_TEST(test_text_tokens_are_1d) {
     rng g = rng_seeded(test_case_seed(4500));
     for (int t = 0; t < TOK; ++t) pos1[t] = pos3[3 * t] = pos3[3 * t + 1] = pos3[3 * t + 2] = (float)(1000 + 37 * t);
     for (int i = 0; i < TOK * HEADS * D; ++i) x0[i] = rng_float(&g, -3.0, 3.0);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (int layout = 0; layout < 2; ++layout) {
             for (int table = 0; table < 2; ++table) {
@@ -545,7 +545,7 @@ START_TEST(test_shared_equals_per_head) {
     for (int i = 0; i < 2 * PAIRS; ++i) shared[i] = rng_float(&g, 0.0, 1.0);
     for (int h = 0; h < HEADS; ++h) memcpy(per_head + h * 2 * PAIRS, shared, sizeof shared);
     for (int i = 0; i < TOK * HEADS * D; ++i) x0[i] = rng_float(&g, -2.0, 2.0);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (int layout = 0; layout < 2; ++layout) {
             float a[TOK * HEADS * D];
@@ -573,7 +573,7 @@ START_TEST(test_relative_position) {
     float freqs[PAIRS];
     ck_assert_int_eq(posattn_rope_freqs_1d(D, 10000.0f, freqs), POSATTN_OK);
     rng g = rng_seeded(test_case_seed(5000));
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (int trial = 0; trial < 40; ++trial) {
             const posattn_rope_layout layout = (posattn_rope_layout)(trial % 2);
@@ -622,7 +622,7 @@ START_TEST(test_errors) {
     const posattn_rope_layout I = POSATTN_ROPE_INTERLEAVED;
 #define APPLY(tok, heads, dim, xp, ts, hs, off, rot, layout, axes, pp, ps, fp, fhs, opt, b, e)                         \
     posattn_rope_apply(tok, heads, dim, xp, ts, hs, off, rot, layout, axes, pp, ps, fp, fhs, opt, b, e)
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         ck_assert_int_eq(APPLY(TOK, HEADS, D, NULL, 0, 0, 0, D, I, 1, pos, 0, freqs, 0, NULL, 0, TOK),
                          POSATTN_ERR_NULL);

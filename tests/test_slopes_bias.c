@@ -32,7 +32,7 @@ static void slopes_of(int64_t n_heads, float max_bias, int misalign, float *out,
 
 static void check_slopes_within_1e6(const char *what, int64_t n_heads, const double *expected) {
     float slopes[64];
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         slopes_of(n_heads, 8.0f, 0, slopes, what);
         for (int64_t h = 0; h < n_heads; ++h) {
@@ -56,7 +56,7 @@ START_TEST(test_spec_slopes) {
     /* The printed H=32 values, independently of the formula above. */
     const double printed32[4] = {0.840896415, 0.707106781, 0.594603558, 0.5};
     float slopes[32];
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         slopes_of(32, 8.0f, 0, slopes, "SPEC slopes H=32");
         for (int h = 0; h < 4; ++h) {
@@ -75,7 +75,7 @@ START_TEST(test_slopes_within_one_ulp) {
     static const float max_biases[] = {0.0f, 0.5f, 1.0f, 3.0f, 8.0f, 12.5f, 16.0f, 20.0f};
     float slopes[130];
     char what[120];
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (size_t b = 0; b < sizeof max_biases / sizeof max_biases[0]; ++b) {
             for (int64_t n = 1; n <= 130; ++n) {
@@ -186,7 +186,7 @@ static void run_bias_case(const bias_case *c) {
     for (int64_t r = begin; r < end; ++r) memset(written + (r / nq) * head + (r % nq) * row, 1, (size_t)nk);
 
     int have_ref = 0;
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         char where[480];
         snprintf(where, sizeof where, "%s isa %s", ctx, posattn_isa_name(isa));
@@ -225,7 +225,7 @@ static void run_bias_case(const bias_case *c) {
 START_TEST(test_spec_kv_cache_bias) {
     const double expected[2][5] = {{-1.5, -1.0, -0.5, 0.0, -0.5}, {-2.0, -1.5, -1.0, -0.5, 0.0}};
     const float slope = 0.5f;
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (int zeroed = 0; zeroed <= 1; ++zeroed) { /* NULL positions and a zero-initialised struct */
             const posattn_positions none = {0};
@@ -348,7 +348,7 @@ START_TEST(test_bias_l2_equals_l1) {
         abs_weights[h] = fabsf(weights[h]);
     }
     ck_assert_int_eq(posattn_alibi_slopes(H, 8.0f, slopes), POSATTN_OK);
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (int weighted = 0; weighted <= 1; ++weighted) {
             posattn_positions p1 = {q, k, 1, 0, 0, 0, 0, weighted ? abs_weights : NULL, POSATTN_METRIC_L1};
@@ -372,7 +372,7 @@ START_TEST(test_bias_zero_slope_infinite_positions) {
     float k[NK];
     for (int j = 0; j < NK; ++j) k[j] = (j % 3 == 1) ? INFINITY : (j % 3 == 2 ? -INFINITY : (float)j);
     const float slopes[H] = {0.0f, 0.25f, 0.5f}, weights[H] = {1.0f, 0.0f, 1.0f};
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (int metric = POSATTN_METRIC_L1; metric <= POSATTN_METRIC_L2; ++metric) {
             posattn_positions p = {q, k, 1, 0, 0, 0, 0, weights, (posattn_metric)metric};

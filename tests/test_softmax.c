@@ -311,7 +311,7 @@ static void run_softmax_case(const softmax_case *c) {
     ck_assert(ref_probs && ref_lse && before);
     int have_ref = 0;
 
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         char where[480];
         snprintf(where, sizeof where, "%s isa %s", ctx, posattn_isa_name(isa));
@@ -663,7 +663,7 @@ START_TEST(test_rows_without_valid_keys) {
     const float slopes[2] = {0.5f, 0.25f}, sinks[2] = {2.5f, -7.0f};
     for (int k = 0; k < 36; ++k) scores[k] = (float)(k % 5) - 2.0f;
     for (int with_sink = 0; with_sink <= 1; ++with_sink) {
-        for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+        FOR_EACH_ISA(isa) {
             if (!enter_isa(isa)) continue;
             posattn_softmax_options o = {0};
             o.flags = POSATTN_CAUSAL, o.lse = lse, o.sinks = with_sink ? sinks : NULL;
@@ -709,7 +709,7 @@ START_TEST(test_nan_score_makes_its_row_nan) {
     for (int k = 0; k < H * NQ * NK; ++k) scores[k] = rng_float(&g, -10.0, 10.0);
     const int nan_head = 1, nan_row = 1, nan_key = 20;
     scores[(nan_head * NQ + nan_row) * NK + nan_key] = NAN;
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         posattn_softmax_options o = {0};
         o.flags = POSATTN_CAUSAL, o.lse = lse;
@@ -759,7 +759,7 @@ static void check_spec_row(const char *what, const float *scores, int64_t nk, fl
                            float softcap, const double *expected, double expected_lse, double L,
                            const double *logits, double expected_sink_mass) {
     const float slope = 0.0f;
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         guarded probs_g = guarded_output((size_t)nk, sizeof(float), 0), lse_g = guarded_output(1, sizeof(float), 0);
         float *probs = probs_g.data, *lse = lse_g.data;
@@ -826,7 +826,7 @@ START_TEST(test_spec_kv_cache_causal) {
     const double bias[2][5] = {{-1.5, -1.0, -0.5, 0.0, -0.5}, {-2.0, -1.5, -1.0, -0.5, 0.0}};
     const int valid_keys[2] = {4, 5};
     const float slope = 0.5f, scores[10] = {0};
-    for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
+    FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         float probs[10];
         posattn_softmax_options o = {0};
