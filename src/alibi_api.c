@@ -90,12 +90,6 @@ static posattn_status resolve_positions(const posattn_positions *given, shape s,
     return POSATTN_OK;
 }
 
-static span array_span(const float *base, int64_t n) {
-    span out = {(uintptr_t)base, (uintptr_t)base};
-    if (base) out.end += (uintptr_t)n * sizeof(float); /* n is a validated head or row count: no overflow */
-    return out;
-}
-
 /* The slope of head h for the position bias: m_h times the head's axis weight (|w| for the L2 metric). */
 static float effective_slope(const float *slopes, const posattn_positions *p, int64_t h) {
     if (!p->weights) return slopes[h];
@@ -203,7 +197,7 @@ posattn_status posattn_alibi_bias(int64_t n_heads, int64_t nq, int64_t nk, const
         (st = resolve_rows(bias, s, row_stride, head_stride, 1, &out))) {
         return st;
     }
-    span slope_bytes = array_span(slopes, n_heads);
+    span slope_bytes = posattn_array_span(slopes, n_heads, sizeof(float));
     if (posattn_spans_overlap(out.bytes, slope_bytes) || posattn_spans_overlap(out.bytes, pos.q) ||
         posattn_spans_overlap(out.bytes, pos.k) || posattn_spans_overlap(out.bytes, pos.weights)) {
         return POSATTN_ERR_OVERLAP;
@@ -279,8 +273,12 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
                           mask_is_f16 ? sizeof(uint16_t) : sizeof(float), &mask_bytes))) {
         return st;
     }
-    span lse_bytes = array_span(o->lse, n_heads * nq);
-    span inputs[] = {array_span(slopes, n_heads), array_span(o->sinks, n_heads), mask_bytes, pos.q, pos.k,
+    span lse_bytes = posattn_array_span(o->lse, n_heads * nq, sizeof(float));
+    span inputs[] = {posattn_array_span(slopes, n_heads, sizeof(float)),
+                     posattn_array_span(o->sinks, n_heads, sizeof(float)),
+                     mask_bytes,
+                     pos.q,
+                     pos.k,
                      pos.weights};
     int in_place = probs == scores && in.row_stride == out.row_stride && in.head_stride == out.head_stride;
     if ((!in_place && posattn_spans_overlap(out.bytes, in.bytes)) || posattn_spans_overlap(lse_bytes, in.bytes) ||

@@ -29,12 +29,6 @@ static posattn_status check_builder(int64_t rot_dims, float base, int64_t n_axes
     return POSATTN_OK;
 }
 
-static span bytes_of(const void *p, int64_t n, size_t elem) {
-    span s = {(uintptr_t)p, (uintptr_t)p};
-    if (p) s.end += (uintptr_t)n * elem; /* n validated: no overflow */
-    return s;
-}
-
 /* base^(-2 j / denom), in float64, rounded once. */
 static float power_of_base(float base, int64_t j, int64_t denom) {
     return (float)pow((double)base, -2.0 * (double)j / (double)denom);
@@ -55,8 +49,8 @@ static posattn_status check_sections(int64_t n_pairs, int64_t n_axes, const int6
         if (sections[a] < 0 || __builtin_add_overflow(sum, sections[a], &sum)) return POSATTN_ERR_SECTIONS;
     }
     if (sum != n_pairs) return POSATTN_ERR_SECTIONS;
-    if (posattn_spans_overlap(bytes_of(freqs, n_axes * n_pairs, sizeof(float)),
-                              bytes_of(sections, n_axes, sizeof(int64_t)))) {
+    if (posattn_spans_overlap(posattn_array_span(freqs, n_axes * n_pairs, sizeof(float)),
+                              posattn_array_span(sections, n_axes, sizeof(int64_t)))) {
         return POSATTN_ERR_OVERLAP;
     }
     return POSATTN_OK;
@@ -100,8 +94,8 @@ posattn_status posattn_rope_freqs_axis_map(int64_t rot_dims, float base, int64_t
     for (int64_t k = 0; k < n_pairs; ++k) {
         if (axis_of_pair[k] < 0 || axis_of_pair[k] >= n_axes) return POSATTN_ERR_SECTIONS;
     }
-    if (posattn_spans_overlap(bytes_of(freqs, n_axes * n_pairs, sizeof(float)),
-                              bytes_of(axis_of_pair, n_pairs, sizeof(int32_t)))) {
+    if (posattn_spans_overlap(posattn_array_span(freqs, n_axes * n_pairs, sizeof(float)),
+                              posattn_array_span(axis_of_pair, n_pairs, sizeof(int32_t)))) {
         return POSATTN_ERR_OVERLAP;
     }
     for (int64_t k = 0; k < n_pairs; ++k) {

@@ -16,6 +16,14 @@ typedef struct span {
     uintptr_t begin, end;
 } span;
 
+/* The span of n contiguous elem_size-byte elements at p (empty for NULL). n * elem_size must already be known to
+ * fit (a validated count): no overflow check here. */
+static inline span posattn_array_span(const void *p, int64_t n, size_t elem_size) {
+    span s = {(uintptr_t)p, (uintptr_t)p};
+    if (p) s.end += (uintptr_t)n * elem_size;
+    return s;
+}
+
 /* Whether two non-empty spans share a byte. */
 POSATTN_HIDDEN int posattn_spans_overlap(span a, span b);
 
