@@ -27,6 +27,7 @@
 #ifndef POSATTN_H
 #define POSATTN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -67,7 +68,10 @@ typedef enum posattn_status {
     POSATTN_ERR_SECTIONS = 18,        /* rotary: sections that do not cover D_rot/2 pairs, or an axis out of range */
     POSATTN_ERR_BASE = 19,            /* rotary: frequency base not positive and finite */
     POSATTN_ERR_BLOCK = 20,           /* LieRE: block size outside 2..64 or not dividing the rotated dimensions */
-    POSATTN_ERR_WEIGHTS = 21          /* ALiBi axis weights: NaN or infinite, or negative with metric L1 */
+    POSATTN_ERR_WEIGHTS = 21,         /* ALiBi axis weights: NaN or infinite, or negative with metric L1 */
+    POSATTN_ERR_KV_TYPE = 22,         /* attention: unknown K or V element type */
+    POSATTN_ERR_HEAD_DIM = 23,        /* attention: dk or dv outside 1..576 */
+    POSATTN_ERR_KEY_RANGE = 24        /* attention: key range not within [0, nk] or begin > end */
 } posattn_status;
 
 /* A short, static, human-readable name for a status ("ok", "null pointer", ...). Never NULL. */
@@ -111,7 +115,8 @@ typedef enum posattn_op {
     POSATTN_OP_ROPE = 3,             /* "rope": posattn_rope_apply */
     POSATTN_OP_LIERE_ROTATIONS = 4,  /* "liere_rotations": posattn_liere_rotations */
     POSATTN_OP_LIERE_APPLY = 5,      /* "liere_apply": posattn_liere_apply */
-    POSATTN_OP_COUNT = 6
+    POSATTN_OP_ATTENTION = 6,        /* "attention": posattn_attention, posattn_attention_partial */
+    POSATTN_OP_COUNT = 7
 } posattn_op;
 
 /* Resolves the active ISA now (otherwise the first kernel call does) and reports POSATTN_ISA from the
@@ -629,6 +634,127 @@ POSATTN_API posattn_status posattn_liere_apply(int64_t n_tok, int64_t head_dim, 
                                                const float *rot, int64_t rot_tok_stride, int64_t n_gen_heads,
                                                const posattn_liere_options *options, int64_t tok_begin,
                                                int64_t tok_end);
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Fused attention over a KV cache (SPEC 9)                                                                       */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+typedef enum posattn_kv_type {
+    POSATTN_KV_F32 = 0,  /* float32 */
+    POSATTN_KV_F16 = 1,  /* IEEE binary16 (uint16_t storage), as ggml's f16 cache */
+    POSATTN_KV_BF16 = 2  /* bfloat16 (uint16_t storage: the high half of a float32) */
+} posattn_kv_type;
+
+/*
+ * The tensors of an attention call, as an engine holds them. Strides are in elements of the tensor's own type,
+ * 64-bit, and 0 means the default given; every given stride must be >= 0.
+ *
+ * n_heads, n_kv_heads  H query heads over Hkv KV heads, H a multiple of Hkv (POSATTN_ERR_SIZE otherwise): query
+ *                      head h reads KV head g = h / (H / Hkv) (GQA; Hkv = 1 is MQA, Hkv = H is MHA).
+ * nq, nk               queries and keys, >= 1. The queries are the last nq positions of the cache by default.
+ * dk, dv               head sizes of q and k, and of v and out, each in 1..576 (POSATTN_ERR_HEAD_DIM).
+ * q                    float32, q[h][i][d] at q[i*q_tok_stride + h*q_head_stride + d*q_dim_stride]. Defaults:
+ *                      q_dim_stride 1, q_head_stride dk*q_dim_stride, q_tok_stride H*q_head_stride.
+ * k, k_type            k[g][j][d] at k[j*k_tok_stride + g*k_head_stride + d] (elements of k_type, d contiguous).
+ *                      Defaults: k_head_stride dk, k_tok_stride Hkv*k_head_stride, i.e. token-major [nk][Hkv][dk]
+ *                      as llama.cpp's cache; head-major [Hkv][nk][dk] is k_tok_stride = dk, k_head_stride = nk*dk.
+ * v, v_type            the same for v with dv.
+ * out                  float32, O[h][i][d] at out[i*o_tok_stride + h*o_head_stride + d]. Defaults: o_head_stride
+ *                      dv, o_tok_stride H*o_head_stride. Distinct output rows must not overlap (POSATTN_ERR_STRIDE),
+ *                      and out must not overlap q, k, v or any other input (POSATTN_ERR_OVERLAP).
+ * K and V values are widened exactly to float32 (f16 and bf16 in registers), and the result is defined on them.
+ */
+typedef struct posattn_attention_tensors {
+    int64_t n_heads, n_kv_heads;
+    int64_t nq, nk;
+    int64_t dk, dv;
+    const float *q;
+    int64_t q_tok_stride, q_head_stride, q_dim_stride;
+    const void *k;
+    posattn_kv_type k_type;
+    int64_t k_tok_stride, k_head_stride;
+    const void *v;
+    posattn_kv_type v_type;
+    int64_t v_tok_stride, v_head_stride;
+    float *out;
+    int64_t o_tok_stride, o_head_stride;
+} posattn_attention_tensors;
+
+/*
+ * Attention with the position bias computed inside it, for the rows r in [row_begin, row_end) of the H*nq rows
+ * (h = r / nq, i = r % nq), over every key j in [0, nk) of KV head g = h / (H / Hkv):
+ *     x_j = scale * (q[h][i] . k[g][j])                      dot product over dk in float32
+ *     then exactly the logit of posattn_alibi_softmax: softcap, -m_h * dist_h(i, j) from positions, the mask
+ *     (f32/f16, broadcast or per head, MASK_TIMES_SLOPE), causal and window exclusions, the sink
+ *     P_j = softmax over the valid keys (and the sink),    O[h][i] = sum_j P_j v[g][j]     (over dv)
+ * A row with no valid key and no sink gets O = 0 (and lse = -inf). options->lse, if given, receives the row's
+ * log-sum-exp at lse[r]. The query heads of one KV head that fall in the row range are computed together, so a
+ * call reads each K and V byte of a KV head once from memory however many query heads share it; an engine splits
+ * the rows of a prefill over its threads (ranges that hold whole groups of H/Hkv heads keep that sharing).
+ *
+ * t          the tensors (see posattn_attention_tensors).
+ * scale      multiplies q.k (1/sqrt(dk) usually); must be finite.
+ * slopes     [n_heads], or NULL for no position bias at all (plain attention); a slope of 0 turns the bias off
+ *            for that head.
+ * positions  NULL for the KV-cache default; see posattn_positions (1-D and N-D, per-head positions and weights).
+ * options    NULL for all features off; as posattn_softmax_options, where a mask row is indexed by key j.
+ *
+ * Numerics: dot products and the weighted sums of v are accumulated in float32 over blocks of at most
+ * POSATTN_ATTENTION_BLOCK keys, whose partial sums join float64 running sums (rescaled when the row maximum
+ * grows), so the error does not grow with nk; K/V are never accumulated in f16. Weights exp(x_j - m) with
+ * x_j - m < -44 (m the running maximum) are flushed to 0, so p*v is normal for every |v| >= 2^-62 and no
+ * accumulation forms a subnormal from ordinary values; this drops at most nk e^-44 (< nk 2^-63) of the row's mass.
+ * Accuracy, on every ISA. Let u = 2^-24, starred values be exact on the same (widened) inputs,
+ * A_j = |scale| * sum_d |q_d k_jd| (the magnitude of the score), L as in posattn_alibi_softmax with A_j in place of
+ * |scale*S_j|, and V_d = sum_j P*_j |v_jd|. Then for every output element
+ *     |O_d - O*_d| <= ((dk + 10) max_j A_j + 10 L + 2 max_j d_j + B + 60) u V_d + nk 2^-62 max_j |v_jd|
+ * with B = POSATTN_ATTENTION_BLOCK and d_j <= 44 the logit gaps of the weights kept (the others are flushed);
+ * with a softcap the first term uses the capped score. lse obeys the bound of posattn_alibi_softmax with
+ * (dk + 10) A in place of its 10 L term. Derivation: the dot product is within dk u A_j (float32, any order); the
+ * logit then takes the softmax's roundings (4 u L_j); each weight is within (10 L + d_j + 22) u of its exact value
+ * relative (as posattn_alibi_softmax, the running maximum cancelling in the ratio); each product p v and its
+ * block sum add (B + 1) u relative to sum p |v|; the float64 stages and the final division add at most 3 u.
+ * The bound is worst case and first order in u; typical errors are a few u of V_d.
+ *
+ * Errors: NULL (t, q, k, v, out), SIZE, HEAD_DIM, KV_TYPE, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP, SCALE, SOFTCAP,
+ * WINDOW, AXES, METRIC, WEIGHTS, MASK_TYPE, FLAGS. On error nothing is written.
+ */
+#define POSATTN_ATTENTION_BLOCK 64
+POSATTN_API posattn_status posattn_attention(const posattn_attention_tensors *t, float scale, const float *slopes,
+                                             const posattn_positions *positions,
+                                             const posattn_softmax_options *options, int64_t row_begin,
+                                             int64_t row_end);
+
+/*
+ * Split-KV, for decode on several threads: each thread runs posattn_attention_partial over its own key range
+ * [key_begin, key_end) and the same rows, into its own partials buffer; then posattn_attention_merge combines the
+ * buffers in their given order into O (and lse). Results are deterministic for a given split and obey the bound
+ * of posattn_attention (the partials are float64, and merging adds at most 2 u per range to V_d).
+ *
+ * Partials of row r (of the H*nq rows) sit at partials[r * (dv + 2) ...]: m (the range's largest valid logit,
+ * -inf for none), l (sum of exp(x_j - m) over the range's valid keys), then a[0..dv) (sum of exp(x_j - m) v_j).
+ * posattn_attention_partials_size gives the bytes of one buffer (all H*nq rows; a call writes only its rows).
+ * In partial calls options->sinks and options->lse are not used (they belong to the merge); everything else is.
+ *
+ * posattn_attention_partials_size: POSATTN_ERR_NULL, SIZE, HEAD_DIM, OVERFLOW.
+ * posattn_attention_partial: as posattn_attention, plus NULL (partials), KEY_RANGE (key range not within
+ *     [0, nk] or reversed; an empty range writes m = -inf, l = 0, a = 0), OVERLAP (partials overlapping an input).
+ * posattn_attention_merge: reads t->n_heads, nq, dv, out and its strides (q, k, v are not read and may be NULL),
+ *     options->sinks and options->lse (other options are not used); partials[n] for n in [0, n_ranges) point to
+ *     the buffers; O = a / l, lse = m + log l after adding the sink exp(sink_h - m) once. Rows whose ranges
+ *     had no valid key and no sink get O = 0, lse = -inf. Errors: NULL, SIZE, HEAD_DIM, ROW_RANGE, STRIDE,
+ *     OVERFLOW, OVERLAP (out or lse overlapping a partials buffer). n_ranges >= 1 (POSATTN_ERR_SIZE).
+ */
+POSATTN_API posattn_status posattn_attention_partials_size(int64_t n_heads, int64_t nq, int64_t dv, size_t *bytes);
+POSATTN_API posattn_status posattn_attention_partial(const posattn_attention_tensors *t, float scale,
+                                                     const float *slopes, const posattn_positions *positions,
+                                                     const posattn_softmax_options *options, int64_t key_begin,
+                                                     int64_t key_end, double *partials, int64_t row_begin,
+                                                     int64_t row_end);
+POSATTN_API posattn_status posattn_attention_merge(const posattn_attention_tensors *t,
+                                                   const posattn_softmax_options *options,
+                                                   const double *const *partials, int64_t n_ranges,
+                                                   int64_t row_begin, int64_t row_end);
 
 #ifdef __cplusplus
 }

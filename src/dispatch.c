@@ -48,6 +48,7 @@ static const char *const op_names[POSATTN_OP_COUNT] = {
     [POSATTN_OP_ALIBI_SLOPES] = "alibi_slopes", [POSATTN_OP_ALIBI_BIAS] = "alibi_bias",
     [POSATTN_OP_ALIBI_SOFTMAX] = "alibi_softmax", [POSATTN_OP_ROPE] = "rope",
     [POSATTN_OP_LIERE_ROTATIONS] = "liere_rotations", [POSATTN_OP_LIERE_APPLY] = "liere_apply",
+    [POSATTN_OP_ATTENTION] = "attention",
 };
 
 #if POSATTN_X86

@@ -172,6 +172,7 @@ typedef void posattn_alibi_softmax_row_kernel(const posattn_softmax_row *row);
 
 #include "rope_kernels.h"
 #include "liere_kernels.h"
+#include "attention_kernels.h"
 
 /*
  * Every operation the registry (src/registry.c) dispatches: its public id, and the kernel name `op` of its
@@ -184,7 +185,8 @@ typedef void posattn_alibi_softmax_row_kernel(const posattn_softmax_row *row);
     X(POSATTN_OP_ALIBI_SOFTMAX, alibi_softmax_row)                                                                 \
     X(POSATTN_OP_ROPE, rope_token)                                                                                 \
     X(POSATTN_OP_LIERE_ROTATIONS, liere_rot_token)                                                                 \
-    X(POSATTN_OP_LIERE_APPLY, liere_apply_token)
+    X(POSATTN_OP_LIERE_APPLY, liere_apply_token)                                                                   \
+    X(POSATTN_OP_ATTENTION, attention_tile)
 
 /* Every ISA a kernel can be written for: its public id and the suffix of its kernels (the folder src/<isa>/). */
 #define POSATTN_ISAS(X)                                                                                            \
@@ -209,7 +211,8 @@ enum { POSATTN_ISAS(POSATTN_ISA_ID_ENUMERATOR) };
     POSATTN_HIDDEN posattn_alibi_softmax_row_kernel posattn_alibi_softmax_row_f32_##isa;                           \
     POSATTN_HIDDEN posattn_rope_token_kernel posattn_rope_token_f32_##isa;                                         \
     POSATTN_HIDDEN posattn_liere_rot_token_kernel posattn_liere_rot_token_f32_##isa;                               \
-    POSATTN_HIDDEN posattn_liere_apply_token_kernel posattn_liere_apply_token_f32_##isa;
+    POSATTN_HIDDEN posattn_liere_apply_token_kernel posattn_liere_apply_token_f32_##isa;                           \
+    POSATTN_HIDDEN posattn_attention_tile_kernel posattn_attention_tile_f32_##isa;
 #define POSATTN_DECLARE_KERNELS(id, isa) POSATTN_DECLARE_KERNELS_OF(isa)
 POSATTN_ISAS(POSATTN_DECLARE_KERNELS)
 #undef POSATTN_DECLARE_KERNELS

@@ -23,6 +23,7 @@ const posattn_registry_row posattn_registry[POSATTN_OP_COUNT][POSATTN_ISA_COUNT]
     POSATTN_ROW(rope_token, scalar, 0),
     POSATTN_ROW(liere_rot_token, scalar, 0),
     POSATTN_ROW(liere_apply_token, scalar, 0),
+    POSATTN_ROW(attention_tile, scalar, 0),
     /* The slopes are one exact float64 exp2 per head, once per model: the scalar kernel serves every ISA. */
 #if POSATTN_HAVE_AVX2
     POSATTN_ROW(alibi_bias_row, avx2, POSATTN_CPU_AVX2),

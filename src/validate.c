@@ -28,6 +28,9 @@ const char *posattn_status_string(posattn_status status) {
     case POSATTN_ERR_BASE: return "frequency base is not positive and finite";
     case POSATTN_ERR_BLOCK: return "LieRE block size outside 2..64 or not dividing the rotated dimensions";
     case POSATTN_ERR_WEIGHTS: return "axis weights NaN or infinite, or negative with metric L1";
+    case POSATTN_ERR_KV_TYPE: return "unknown K or V element type";
+    case POSATTN_ERR_HEAD_DIM: return "attention head size outside 1..576";
+    case POSATTN_ERR_KEY_RANGE: return "key range outside [0, nk] or reversed";
     }
     return "unknown status";
 }

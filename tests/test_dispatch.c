@@ -217,7 +217,7 @@ START_TEST(test_op_isa) {
         }
     }
     static const char *const names[POSATTN_OP_COUNT] = {"alibi_slopes", "alibi_bias", "alibi_softmax", "rope",
-                                                        "liere_rotations", "liere_apply"};
+                                                        "liere_rotations", "liere_apply", "attention"};
     for (int op = 0; op < POSATTN_OP_COUNT; ++op) ck_assert_str_eq(posattn_op_name((posattn_op)op), names[op]);
     ck_assert_str_eq(posattn_op_name(POSATTN_OP_COUNT), "unknown");
     ck_assert_str_eq(posattn_op_name((posattn_op)-1), "unknown");

@@ -1,0 +1,76 @@
+/*
+ * The tile contract of the fused attention kernels (SPEC 9), and the kernel type that src/kernels.h lists as the
+ * operation attention_tile.
+ *
+ * The public entry points (src/attention_api.c) validate everything, resolve each row's positions, mask and valid
+ * keys, then hand the kernel tiles: up to POSATTN_ATTENTION_TILE_ROWS (head, query) rows that read the same KV
+ * head, so that K and V are streamed once per tile whatever the number of query heads sharing them (GQA) and of
+ * queries (prefill). Kernels never see invalid input and never fail.
+ *
+ * For every row of the tile, over the keys j in [row.lo, row.hi) (already clipped to the call's key range):
+ *     s_j = q . k_j                  float32 products and sums over dk (any order, FMA allowed)
+ *     x_j = scale * s_j; softcap; x_j = x_j - slope * dist_j; mask       exactly posattn_softmax_row's logit
+ *     (-inf mask entries and keys outside [lo, hi) are excluded)
+ * online over blocks of at most POSATTN_ATTENTION_BLOCK keys: the block's valid logits and their maximum; the
+ * running maximum m grows to it (the running sums are then scaled by exp(m_old - m_new) in float64, 0 below
+ * POSATTN_ATTENTION_RESCALE_FLUSH); weights p_j = exp(x_j - m), exactly 0 when x_j - m < POSATTN_ATTENTION_FLUSH
+ * (decided by a compare before any exp is formed); l += sum p_j and a += sum p_j v_j, float32 within a block,
+ * float64 across blocks. A NaN logit makes the row NaN (the compare is false for NaN, so it reaches the sums);
+ * a block whose maximum is -inf adds nothing (never -inf - (-inf)).
+ * Then, partial mode: row.partial = (m, l, a[0..dv)) in float64 (m = -inf, l = 0, a = 0 when nothing was valid).
+ * Final mode: the sink joins once (m' = max(m, sink), l = l e^(m - m') + e^(sink - m'), a scaled alike); out[d] =
+ * (float)(a[d] / l) and lse = (float)(m' + log l); l == 0 (no valid key, no sink): out = 0, lse = -inf.
+ */
+#ifndef POSATTN_ATTENTION_KERNELS_H
+#define POSATTN_ATTENTION_KERNELS_H
+
+#include <stdint.h>
+
+/* Weights exp(x - m) with x - m below this are 0 (so that p * v stays normal for |v| >= 2^-62). */
+#define POSATTN_ATTENTION_FLUSH (-44.0f)
+/* Rescale factors exp(m_old - m_new) (float64) with an exponent below this are 0 (no float64 subnormal). */
+#define POSATTN_ATTENTION_RESCALE_FLUSH (-700.0)
+/* Rows per tile: 16 (head, query) rows keep their query, block logits and float32 sums in L1. */
+#define POSATTN_ATTENTION_TILE_ROWS 16
+/* Head sizes the kernels accept (the API refuses others with POSATTN_ERR_HEAD_DIM). */
+#define POSATTN_ATTENTION_MAX_DIM 576
+
+/* K and V element types (the values of posattn_kv_type). */
+enum { POSATTN_KV_TYPE_F32 = 0, POSATTN_KV_TYPE_F16 = 1, POSATTN_KV_TYPE_BF16 = 2 };
+
+/* One (head, query) row of a tile: what its logits need besides the scores, and where its result goes. */
+typedef struct posattn_attention_row {
+    const float *q;             /* the query: dk floats at q[d * q_dim_stride] */
+    float slope;                /* 0: no position bias */
+    float q_pos;                /* 1-D query position (nd.axes == 0) */
+    posattn_key_positions keys; /* key positions (k_pos NULL: j) */
+    posattn_nd_positions nd;    /* nd.axes >= 2: N-D distance (q_pos unused) */
+    const void *mask;           /* NULL, or the row's mask M[0..nk) (indexed by the absolute key j) */
+    float mask_scale;           /* 1, or m_h in MASK_TIMES_SLOPE mode */
+    int64_t lo, hi;             /* the row's valid keys, within the tile's key range; lo == hi: none */
+    int has_sink;               /* final mode only */
+    float sink;
+    float *out;      /* final mode: dv floats, contiguous */
+    float *lse;      /* final mode: NULL or the row's log-sum-exp */
+    double *partial; /* partial mode: m, l, a[0..dv) */
+} posattn_attention_row;
+
+typedef struct posattn_attention_tile {
+    const void *k;        /* the KV head's key 0 (elements of k_type) */
+    const void *v;        /* the KV head's value 0 */
+    int64_t k_tok_stride; /* elements between consecutive keys */
+    int64_t v_tok_stride;
+    int k_type, v_type; /* POSATTN_KV_TYPE_* */
+    int64_t dk, dv;     /* 1..POSATTN_ATTENTION_MAX_DIM */
+    int64_t q_dim_stride;
+    int64_t key_begin, key_end; /* the keys of this call: every row's [lo, hi) lies inside */
+    float scale, softcap;
+    int mask_is_f16;
+    int partial; /* 1: write row.partial; 0: row.out and row.lse */
+    int n_rows;  /* 1..POSATTN_ATTENTION_TILE_ROWS */
+    const posattn_attention_row *rows;
+} posattn_attention_tile;
+
+typedef void posattn_attention_tile_kernel(const posattn_attention_tile *tile);
+
+#endif /* POSATTN_ATTENTION_KERNELS_H */
