@@ -14,7 +14,8 @@
  * - implicit key positions (float)j past 2^24, 2^31 and 2^53, reached through a hook (a row cannot reach them);
  * - strides too wide for 32-bit gather indices (sparse reservations of tens of GiB).
  * Run with the expected vector length in bits as argument, it also checks that svcntw() is what qemu was asked for
- * (QEMU_CPU). POSATTN_SVE_DUMP=file writes every SVE output, to compare vector lengths with each other.
+ * (QEMU_CPU). POSATTN_SVE_DUMP=file writes every SVE bias and probability there (lse to file.lse), to compare
+ * vector lengths with each other.
  * The process exits 77 (skipped) on a CPU without SVE.
  */
 /* MAP_ANONYMOUS and MAP_NORESERVE are not C11: ask glibc for them. */
@@ -40,10 +41,10 @@
 #define SOFTMAX_CASES 6000
 
 static long expected_vector_bits; /* from argv[1]; 0: not checked */
-static FILE *dump_file;           /* POSATTN_SVE_DUMP */
+static FILE *dump_file, *dump_lse_file; /* POSATTN_SVE_DUMP: biases and probabilities, and lse apart */
 
-static void dump_floats(const float *x, int64_t n) {
-    if (dump_file && n > 0) fwrite(x, sizeof(float), (size_t)n, dump_file);
+static void dump_floats(FILE *f, const float *x, int64_t n) {
+    if (f && n > 0) fwrite(x, sizeof(float), (size_t)n, f);
 }
 
 static int same_or_both_nan(float a, float b) {
@@ -160,7 +161,7 @@ static void run_bias_case(uint64_t case_number) {
               "bias case %" PRIu64 " (%s, nk %" PRId64 ", axes %d l2 %d): key %" PRId64 ": sve %a, scalar %a",
               case_number, key_mode_names[mode], nk, in.nd.axes, in.nd.l2, j, b[j], ref[j]);
     }
-    dump_floats(b, nk);
+    dump_floats(dump_file, b, nk);
     free(ref);
     guarded_free(&out);
     guarded_free(&in.k);
@@ -460,8 +461,8 @@ static void run_softmax_case(uint64_t case_number, difference_stats *stats) {
     stats->nan_rows += o.is_nan;
     stats->nd_rows += mode == KEYS_ND;
     stats->softcap_rows += row.softcap > 0.0f;
-    dump_floats(probs, nk);
-    if (want_lse) dump_floats(lse, 1);
+    dump_floats(dump_file, probs, nk);
+    if (want_lse) dump_floats(dump_lse_file, lse, 1);
 
     free(o.x);
     free(o.p);
@@ -559,13 +560,17 @@ int main(int argc, char **argv) {
     if (argc > 1) expected_vector_bits = strtol(argv[1], NULL, 10);
     const char *dump = getenv("POSATTN_SVE_DUMP");
     if (dump && *dump) {
+        char lse_path[4096];
+        snprintf(lse_path, sizeof lse_path, "%s.lse", dump);
         dump_file = fopen(dump, "wb");
-        if (!dump_file) {
+        dump_lse_file = fopen(lse_path, "wb");
+        if (!dump_file || !dump_lse_file) {
             fprintf(stderr, "test_sve_rows: cannot write %s\n", dump);
             return EXIT_FAILURE;
         }
     }
     const int status = run_suite(sve_rows_suite());
     if (dump_file) fclose(dump_file);
+    if (dump_lse_file) fclose(dump_lse_file);
     return status;
 }
