@@ -12,7 +12,8 @@
  *   (the scalar row is held to the same bound, which checks the oracle), and for rows with one valid key, no
  *   softcap and no sink the lse (= that key's logit) bit-identical to the scalar row's;
  * - implicit key positions (float)j past 2^24, 2^31 and 2^53, reached through a hook (a row cannot reach them);
- * - strides too wide for 32-bit gather indices (sparse reservations of tens of GiB).
+ * - strides too wide for 32-bit gather indices (sparse reservations of tens of GiB);
+ * - rows whose every buffer starts right after, or ends right before, an inaccessible page (no access outside).
  * Run with the expected vector length in bits as argument, it also checks that svcntw() is what qemu was asked for
  * (QEMU_CPU). POSATTN_SVE_DUMP=file writes every SVE bias and probability there (lse to file.lse), to compare
  * vector lengths with each other.
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "kernels.h"
 #include "support.h"
@@ -540,6 +542,96 @@ START_TEST(test_wide_strides) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Buffers against inaccessible pages                                                                             */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/* bytes of data that start right after, or end right before, a PROT_NONE page: any access outside them faults
+ * (qemu-user enforces page protections; predicated loads and stores leave inactive lanes alone). */
+typedef struct fenced {
+    unsigned char *map;
+    size_t map_bytes;
+    void *data;
+} fenced;
+
+static fenced fenced_alloc(size_t bytes, int at_end) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t data_pages = (bytes + page - 1) / page;
+    fenced f;
+    f.map_bytes = (data_pages + 2) * page;
+    f.map = mmap(NULL, f.map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert(f.map != MAP_FAILED);
+    ck_assert(mprotect(f.map, page, PROT_NONE) == 0);
+    ck_assert(mprotect(f.map + (data_pages + 1) * page, page, PROT_NONE) == 0);
+    f.data = at_end ? f.map + (data_pages + 1) * page - bytes : f.map + page;
+    return f;
+}
+
+static void fenced_free(fenced *f) {
+    munmap(f->map, f->map_bytes);
+}
+
+/* Every key mode and both mask types on rows of 0..70 keys whose inputs and outputs touch an inaccessible page at
+ * their start or their end. */
+START_TEST(test_fenced_rows) {
+    int64_t rows = 0;
+    for (int at_end = 0; at_end <= 1; ++at_end) {
+        for (int64_t nk = 0; nk <= 70; ++nk) {
+            for (int mode = 0; mode < KEY_MODE_COUNT; ++mode, ++rows) {
+                rng g = rng_seeded(test_case_seed(UINT64_C(0xfe4ce) + (uint64_t)rows));
+                keys_input in = make_keys(&g, (key_mode)mode, nk, 0, 0);
+                fenced k = fenced_alloc(in.k.size, at_end);
+                if (in.k.size) memcpy(k.data, in.k.data, in.k.size);
+                const size_t n = (size_t)nk;
+                fenced bias = fenced_alloc(n * sizeof(float), at_end);
+                fenced scores = fenced_alloc(n * sizeof(float), at_end);
+                fenced probs = fenced_alloc(n * sizeof(float), at_end);
+                const int f16 = (int)(rows & 1);
+                fenced mask = fenced_alloc(n * (f16 ? sizeof(uint16_t) : sizeof(float)), at_end);
+                float *ref = malloc((n ? n : 1) * sizeof(float));
+                ck_assert(ref != NULL);
+                for (int64_t j = 0; j < nk; ++j) {
+                    ((float *)scores.data)[j] = rng_float(&g, -8.0, 8.0);
+                    const float m = rng_below(&g, 4) == 0 ? -INFINITY : 0.0f;
+                    if (f16) ((uint16_t *)mask.data)[j] = f32_to_f16(m);
+                    else ((float *)mask.data)[j] = m;
+                }
+                posattn_bias_row brow = {.bias = ref, .nk = nk, .slope = 0.5f, .q_pos = in.q_pos,
+                                         .keys = {in.k.size ? (const float *)k.data : NULL, in.keys.k_pos_stride},
+                                         .nd = in.nd};
+                posattn_alibi_bias_row_f32_scalar(&brow);
+                brow.bias = bias.data;
+                posattn_alibi_bias_row_f32_sve(&brow);
+                for (int64_t j = 0; j < nk; ++j) {
+                    CHECK(same_or_both_nan(((float *)bias.data)[j], ref[j]), "fenced bias %s nk %" PRId64 " key %" PRId64,
+                          key_mode_names[mode], nk, j);
+                }
+                float lse = 0.0f, lse_ref = 0.0f;
+                posattn_softmax_row srow = {.scores = scores.data, .probs = ref, .nk = nk, .lo = 0, .hi = nk,
+                                            .scale = 1.0f, .slope = 0.5f, .q_pos = in.q_pos, .keys = brow.keys,
+                                            .mask = mask.data, .mask_is_f16 = f16, .mask_scale = 1.0f,
+                                            .lse = &lse_ref, .nd = in.nd};
+                double x_exact[71], p_exact[71];
+                row_oracle o = {.x = x_exact, .p = p_exact};
+                oracle_of_row(&srow, &o);
+                posattn_alibi_softmax_row_f32_scalar(&srow);
+                srow.probs = probs.data, srow.lse = &lse;
+                posattn_alibi_softmax_row_f32_sve(&srow);
+                check_against_oracle(&srow, &o, ref, lse_ref, "scalar fenced", (uint64_t)rows);
+                check_against_oracle(&srow, &o, probs.data, lse, "sve fenced", (uint64_t)rows);
+                free(ref);
+                fenced_free(&mask);
+                fenced_free(&probs);
+                fenced_free(&scores);
+                fenced_free(&bias);
+                fenced_free(&k);
+                guarded_free(&in.k);
+            }
+        }
+    }
+}
+END_TEST
+
 static Suite *sve_rows_suite(void) {
     Suite *suite = suite_create("sve_rows");
     TCase *t = make_tcase("sve_rows");
@@ -548,6 +640,7 @@ static Suite *sve_rows_suite(void) {
     tcase_add_test(t, test_bias_rows);
     tcase_add_test(t, test_softmax_rows);
     tcase_add_test(t, test_wide_strides);
+    tcase_add_test(t, test_fenced_rows);
     suite_add_tcase(suite, t);
     return suite;
 }
