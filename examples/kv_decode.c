@@ -98,7 +98,10 @@ int main(void) {
     printf("ISA %s (attention kernel: %s)\n", posattn_isa_name(posattn_active_isa()),
            posattn_isa_name(posattn_op_isa(POSATTN_OP_ATTENTION, POSATTN_ISA_AUTO)));
     double worst = 0.0;
-    for (int n = 0; n < heads * dim; ++n) worst = fmax(worst, fabs((double)out[n] - (double)out_one_call[n]));
+    for (int n = 0; n < heads * dim; ++n) {
+        const double difference = fabs((double)out[n] - (double)out_one_call[n]);
+        if (difference > worst) worst = difference; /* not fmax: gcc 12's aarch64 vectoriser crashes on it here */
+    }
     for (int h = 0; h < heads; ++h) printf("head %d: out[0..3] = %+.5f %+.5f %+.5f %+.5f\n", h, out[h * dim],
                                            out[h * dim + 1], out[h * dim + 2], out[h * dim + 3]);
     printf("split over 2 threads vs one call: max |difference| %.3g\n", worst);

@@ -1,16 +1,13 @@
 /*
- * The SVE ALiBi row kernels (src/sve/alibi.c), until the registry in src/kernels.h declares them with the other
- * ISAs, and two hooks that only tests/test_sve_rows.c calls: the vector length the kernels run at, and the key
- * positions of the 1-D rows as the kernels form them (the implicit positions past 2^31 cannot be reached through a
- * row without a row of 2^31 keys).
+ * Two hooks of the SVE ALiBi kernels (src/sve/alibi.c; the row kernels themselves are declared in src/kernels.h)
+ * that only tests/test_sve_rows.c calls: the vector length the kernels run at, and the key positions of the 1-D
+ * rows as the kernels form them (the implicit positions past 2^31 cannot be reached through a row without a row of
+ * 2^31 keys).
  */
 #ifndef POSATTN_SVE_ALIBI_SVE_H
 #define POSATTN_SVE_ALIBI_SVE_H
 
 #include "../kernels.h"
-
-POSATTN_HIDDEN void posattn_alibi_bias_row_f32_sve(const posattn_bias_row *row);
-POSATTN_HIDDEN void posattn_alibi_softmax_row_f32_sve(const posattn_softmax_row *row);
 
 /* svcntw(): float32 lanes of one vector on this CPU (or under this qemu -cpu). */
 POSATTN_HIDDEN int64_t posattn_sve_lanes_f32(void);
