@@ -1,8 +1,9 @@
 /*
- * AVX-512 rotary embeddings (SPEC 4): one token per call, every head of it.
+ * AVX-512 rotary embeddings (SPEC 4): one token per call, every head of it. The driver (blocks, angles, factors,
+ * heads, shared tables) is src/rope_generic.h; this file gives it 16-lane vectors and the AVX-512 rotations.
  *
- * ISA: AVX-512 F (arithmetic, masked loads and stores, permutes); SLEEF's Sleef_sincosf16_u10avx512f. The caller
- * has checked the CPU.
+ * ISA: AVX-512 F (arithmetic, masked loads and stores, permutes), VL for the 256-bit half-split path; SLEEF's
+ * Sleef_sincosf16_u10avx512f. The caller has checked the CPU.
  *
  * Tails: pair counts that are not a multiple of 16 end with one masked vector (_mm512_maskz_loadu_ps /
  * _mm512_mask_storeu_ps), so no byte outside the rotated dimensions of a head is read or written; the dimensions
@@ -29,76 +30,59 @@
 
 #define POSATTN_ALWAYS_INLINE static inline __attribute__((always_inline))
 
-static inline __mmask16 tail_mask(int64_t remaining) {
+#define ROPE_ISA avx512
+#define ROPE_W 16
+#define ROPE_ALIGN 64
+
+typedef __m512 vf;
+typedef __mmask16 rope_tail_t;
+
+static inline rope_tail_t rope_tail(int64_t remaining) {
     return remaining >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << remaining) - 1u);
 }
 
-/* theta for pairs k..k+15 (inactive lanes 0). */
-POSATTN_ALWAYS_INLINE __m512 angles_f32x16(const posattn_rope_token *t, const float *F, int64_t k, __mmask16 m) {
-    __m512 theta_f32x16 = _mm512_mul_ps(_mm512_set1_ps(t->pos[0]), _mm512_maskz_loadu_ps(m, F + k));
-    for (int64_t a = 1; a < t->n_axes; ++a) {
-        __m512 term_f32x16 = _mm512_mul_ps(_mm512_set1_ps(t->pos[a]), _mm512_maskz_loadu_ps(m, F + a * t->n_pairs + k));
-        theta_f32x16 = _mm512_add_ps(theta_f32x16, term_f32x16);
-    }
-    return theta_f32x16;
+POSATTN_ALWAYS_INLINE vf vf_load_tail(const float *p, rope_tail_t m) { return _mm512_maskz_loadu_ps(m, p); }
+POSATTN_ALWAYS_INLINE vf vf_set1(float x) { return _mm512_set1_ps(x); }
+POSATTN_ALWAYS_INLINE vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+POSATTN_ALWAYS_INLINE vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+POSATTN_ALWAYS_INLINE vf vf_neg(vf v) {
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u)));
+}
+POSATTN_ALWAYS_INLINE void vf_store_aligned(float *p, vf v) { _mm512_store_ps(p, v); }
+
+POSATTN_ALWAYS_INLINE void rope_sincos(vf theta_f32x16, vf *sin_f32x16, vf *cos_f32x16) {
+    Sleef___m512_2 sc = Sleef_sincosf16_u10avx512f(theta_f32x16);
+    *sin_f32x16 = sc.x, *cos_f32x16 = sc.y;
 }
 
-/* cos and sin of block pairs [k0, k0 + nb), factor and direction applied. Half-split: c[j], s[j]. Interleaved:
- * c[2j] = c[2j+1] = c_j, s[2j] = -s_j, s[2j+1] = s_j. Buffers hold POSATTN_ROPE_BLOCK_PAIRS (x2) floats and are
- * written in whole vectors. */
-static void cos_sin_block(const posattn_rope_token *t, const float *F, int64_t k0, int64_t nb, float *c, float *s) {
+/* Pairs 0..7 into c[0..15], pairs 8..15 into c[16..31]; the sign of sin folded into even lanes. */
+POSATTN_ALWAYS_INLINE void rope_store_interleaved(float *c, float *s, vf cos_f32x16, vf sin_f32x16) {
     const __m512i lo_i32x16 = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     const __m512i hi_i32x16 = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
     const __m512i even_sign_i32x16 =
         _mm512_setr_epi32((int)0x80000000u, 0, (int)0x80000000u, 0, (int)0x80000000u, 0, (int)0x80000000u, 0,
                           (int)0x80000000u, 0, (int)0x80000000u, 0, (int)0x80000000u, 0, (int)0x80000000u, 0);
-    const __m512i sign_i32x16 = _mm512_set1_epi32((int)0x80000000u);
-    const __m512 attn_f32x16 = _mm512_set1_ps(t->attn_factor);
-    const int scaled = t->pair_factors != NULL || t->attn_factor != 1.0f;
-    for (int64_t j = 0; j < nb; j += 16) {
-        const int64_t k = k0 + j;
-        const __mmask16 m = tail_mask(nb - j);
-        Sleef___m512_2 sc = Sleef_sincosf16_u10avx512f(angles_f32x16(t, F, k, m));
-        __m512 sin_f32x16 = sc.x, cos_f32x16 = sc.y;
-        if (t->backward)
-            sin_f32x16 = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(sin_f32x16), sign_i32x16));
-        if (scaled) {
-            __m512 f_f32x16 = t->pair_factors
-                                  ? _mm512_mul_ps(attn_f32x16, _mm512_maskz_loadu_ps(m, t->pair_factors + k))
-                                  : attn_f32x16;
-            cos_f32x16 = _mm512_mul_ps(cos_f32x16, f_f32x16);
-            sin_f32x16 = _mm512_mul_ps(sin_f32x16, f_f32x16);
-        }
-        if (t->half_split) {
-            _mm512_store_ps(c + j, cos_f32x16);
-            _mm512_store_ps(s + j, sin_f32x16);
-        } else {
-            __m512i s_lo_i32x16 = _mm512_castps_si512(_mm512_permutexvar_ps(lo_i32x16, sin_f32x16));
-            __m512i s_hi_i32x16 = _mm512_castps_si512(_mm512_permutexvar_ps(hi_i32x16, sin_f32x16));
-            _mm512_store_ps(c + 2 * j, _mm512_permutexvar_ps(lo_i32x16, cos_f32x16));
-            _mm512_store_ps(c + 2 * j + 16, _mm512_permutexvar_ps(hi_i32x16, cos_f32x16));
-            _mm512_store_ps(s + 2 * j, _mm512_castsi512_ps(_mm512_xor_si512(s_lo_i32x16, even_sign_i32x16)));
-            _mm512_store_ps(s + 2 * j + 16, _mm512_castsi512_ps(_mm512_xor_si512(s_hi_i32x16, even_sign_i32x16)));
-        }
-    }
+    __m512i s_lo_i32x16 = _mm512_castps_si512(_mm512_permutexvar_ps(lo_i32x16, sin_f32x16));
+    __m512i s_hi_i32x16 = _mm512_castps_si512(_mm512_permutexvar_ps(hi_i32x16, sin_f32x16));
+    _mm512_store_ps(c, _mm512_permutexvar_ps(lo_i32x16, cos_f32x16));
+    _mm512_store_ps(c + 16, _mm512_permutexvar_ps(hi_i32x16, cos_f32x16));
+    _mm512_store_ps(s, _mm512_castsi512_ps(_mm512_xor_si512(s_lo_i32x16, even_sign_i32x16)));
+    _mm512_store_ps(s + 16, _mm512_castsi512_ps(_mm512_xor_si512(s_hi_i32x16, even_sign_i32x16)));
 }
 
-static void rotate_interleaved(float *x, int64_t n, const float *c, const float *s) {
+POSATTN_ALWAYS_INLINE __m512 rotate_interleaved_f32x16(__m512 x_f32x16, const float *c, const float *s) {
+    __m512 swapped_f32x16 = _mm512_permute_ps(x_f32x16, 0xB1);
+    return _mm512_fmadd_ps(x_f32x16, _mm512_load_ps(c), _mm512_mul_ps(swapped_f32x16, _mm512_load_ps(s)));
+}
+
+static void rope_rotate_interleaved(float *x, int64_t n, const float *c, const float *s) {
     int64_t e = 0;
     for (; e + 16 <= n; e += 16) {
-        __m512 x_f32x16 = _mm512_loadu_ps(x + e);
-        __m512 swapped_f32x16 = _mm512_permute_ps(x_f32x16, 0xB1);
-        __m512 r_f32x16 =
-            _mm512_fmadd_ps(x_f32x16, _mm512_load_ps(c + e), _mm512_mul_ps(swapped_f32x16, _mm512_load_ps(s + e)));
-        _mm512_storeu_ps(x + e, r_f32x16);
+        _mm512_storeu_ps(x + e, rotate_interleaved_f32x16(_mm512_loadu_ps(x + e), c + e, s + e));
     }
     if (e < n) {
-        const __mmask16 m = tail_mask(n - e);
-        __m512 x_f32x16 = _mm512_maskz_loadu_ps(m, x + e);
-        __m512 swapped_f32x16 = _mm512_permute_ps(x_f32x16, 0xB1);
-        __m512 r_f32x16 =
-            _mm512_fmadd_ps(x_f32x16, _mm512_load_ps(c + e), _mm512_mul_ps(swapped_f32x16, _mm512_load_ps(s + e)));
-        _mm512_mask_storeu_ps(x + e, m, r_f32x16);
+        const __mmask16 m = rope_tail(n - e);
+        _mm512_mask_storeu_ps(x + e, m, rotate_interleaved_f32x16(_mm512_maskz_loadu_ps(m, x + e), c + e, s + e));
     }
 }
 
@@ -122,31 +106,15 @@ POSATTN_ALWAYS_INLINE void rotate_half_vec8(float *a, float *b, const float *c, 
 /* When a and b differ in their offset within a 64-byte line (D_rot/2 not a multiple of 16, e.g. head_dim 80),
  * 512-bit accesses to one of them would all split cache lines while 256-bit ones split none or half as many, so
  * that case runs in 256-bit halves (measured: 25% faster on the 80-dim vision shape). Same results either way. */
-static void rotate_half_split(float *a, float *b, int64_t nb, const float *c, const float *s) {
+static void rope_rotate_half_split(float *a, float *b, int64_t nb, const float *c, const float *s) {
     int64_t j = 0;
     if ((((uintptr_t)a ^ (uintptr_t)b) & 63u) == 0) {
         for (; j + 16 <= nb; j += 16) rotate_half_vec(a + j, b + j, c + j, s + j, (__mmask16)0xffff);
-        if (j < nb) rotate_half_vec(a + j, b + j, c + j, s + j, tail_mask(nb - j));
+        if (j < nb) rotate_half_vec(a + j, b + j, c + j, s + j, rope_tail(nb - j));
     } else {
         for (; j + 8 <= nb; j += 8) rotate_half_vec8(a + j, b + j, c + j, s + j, (__mmask8)0xff);
         if (j < nb) rotate_half_vec8(a + j, b + j, c + j, s + j, (__mmask8)((1u << (nb - j)) - 1u));
     }
 }
 
-void posattn_rope_token_f32_avx512(const posattn_rope_token *t) {
-    _Alignas(64) float c[2 * POSATTN_ROPE_BLOCK_PAIRS];
-    _Alignas(64) float s[2 * POSATTN_ROPE_BLOCK_PAIRS];
-    const int shared = t->freq_head_stride == 0;
-    for (int64_t k0 = 0; k0 < t->n_pairs; k0 += POSATTN_ROPE_BLOCK_PAIRS) {
-        const int64_t left = t->n_pairs - k0, nb = left < POSATTN_ROPE_BLOCK_PAIRS ? left : POSATTN_ROPE_BLOCK_PAIRS;
-        for (int64_t h = 0; h < t->n_heads; ++h) {
-            if (h == 0 || !shared) cos_sin_block(t, t->freqs + h * t->freq_head_stride, k0, nb, c, s);
-            float *x = t->x + h * t->head_stride;
-            if (t->half_split) {
-                rotate_half_split(x + k0, x + t->n_pairs + k0, nb, c, s);
-            } else {
-                rotate_interleaved(x + 2 * k0, 2 * nb, c, s);
-            }
-        }
-    }
-}
+#include "../rope_generic.h"

@@ -1,5 +1,7 @@
 /*
- * NEON (AArch64 Advanced SIMD) rotary embeddings (SPEC 4): one token per call, every head of it.
+ * NEON (AArch64 Advanced SIMD) rotary embeddings (SPEC 4): one token per call, every head of it. The driver
+ * (blocks, angles, factors, heads, shared tables) is src/rope_generic.h; this file gives it 4-lane vectors and the
+ * NEON rotations.
  *
  * ISA: AArch64 Advanced SIMD, baseline on every AArch64 CPU; SLEEF's Sleef_sincosf4_u10advsimd.
  *
@@ -27,56 +29,48 @@
 
 #define POSATTN_ALWAYS_INLINE static inline __attribute__((always_inline))
 
+#define ROPE_ISA neon
+#define ROPE_W 4
+#define ROPE_ALIGN 16
+
+typedef float32x4_t vf;
+typedef int64_t rope_tail_t; /* no masks: how many lanes are left */
+
+static inline rope_tail_t rope_tail(int64_t remaining) { return remaining; }
+
 /* Four floats from p, or the first `remaining` of them and zeros when fewer than four are left. */
-POSATTN_ALWAYS_INLINE float32x4_t load_partial_f32x4(const float *p, int64_t remaining) {
+POSATTN_ALWAYS_INLINE vf vf_load_tail(const float *p, rope_tail_t remaining) {
     if (remaining >= 4) return vld1q_f32(p);
     float tmp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     memcpy(tmp, p, (size_t)remaining * sizeof(float));
     return vld1q_f32(tmp);
 }
 
-POSATTN_ALWAYS_INLINE float32x4_t angles_f32x4(const posattn_rope_token *t, const float *F, int64_t k,
-                                               int64_t remaining) {
-    float32x4_t theta_f32x4 = vmulq_n_f32(load_partial_f32x4(F + k, remaining), t->pos[0]);
-    for (int64_t a = 1; a < t->n_axes; ++a) {
-        float32x4_t term_f32x4 = vmulq_n_f32(load_partial_f32x4(F + a * t->n_pairs + k, remaining), t->pos[a]);
-        theta_f32x4 = vaddq_f32(theta_f32x4, term_f32x4);
-    }
-    return theta_f32x4;
+POSATTN_ALWAYS_INLINE vf vf_set1(float x) { return vdupq_n_f32(x); }
+POSATTN_ALWAYS_INLINE vf vf_mul(vf a, vf b) { return vmulq_f32(a, b); }
+POSATTN_ALWAYS_INLINE vf vf_add(vf a, vf b) { return vaddq_f32(a, b); }
+POSATTN_ALWAYS_INLINE vf vf_neg(vf v) { return vnegq_f32(v); }
+POSATTN_ALWAYS_INLINE void vf_store_aligned(float *p, vf v) { vst1q_f32(p, v); }
+
+POSATTN_ALWAYS_INLINE void rope_sincos(vf theta_f32x4, vf *sin_f32x4, vf *cos_f32x4) {
+    Sleef_float32x4_t_2 sc = Sleef_sincosf4_u10advsimd(theta_f32x4);
+    *sin_f32x4 = sc.x, *cos_f32x4 = sc.y;
 }
 
-/* Half-split: c[j], s[j]; interleaved: c[2j] = c[2j+1] = c_j, s[2j] = -s_j, s[2j+1] = s_j (whole vectors). */
-static void cos_sin_block(const posattn_rope_token *t, const float *F, int64_t k0, int64_t nb, float *c, float *s) {
+/* Pairs 0, 1 into c[0..3], pairs 2, 3 into c[4..7]; the sign of sin folded into even lanes. */
+POSATTN_ALWAYS_INLINE void rope_store_interleaved(float *c, float *s, vf cos_f32x4, vf sin_f32x4) {
     static const uint32_t even_sign[4] = {0x80000000u, 0u, 0x80000000u, 0u};
     const uint32x4_t even_sign_u32x4 = vld1q_u32(even_sign);
-    const int scaled = t->pair_factors != NULL || t->attn_factor != 1.0f;
-    for (int64_t j = 0; j < nb; j += 4) {
-        const int64_t k = k0 + j;
-        Sleef_float32x4_t_2 sc = Sleef_sincosf4_u10advsimd(angles_f32x4(t, F, k, nb - j));
-        float32x4_t sin_f32x4 = sc.x, cos_f32x4 = sc.y;
-        if (t->backward) sin_f32x4 = vnegq_f32(sin_f32x4);
-        if (scaled) {
-            float32x4_t f_f32x4 = vdupq_n_f32(t->attn_factor);
-            if (t->pair_factors) f_f32x4 = vmulq_f32(f_f32x4, load_partial_f32x4(t->pair_factors + k, nb - j));
-            cos_f32x4 = vmulq_f32(cos_f32x4, f_f32x4);
-            sin_f32x4 = vmulq_f32(sin_f32x4, f_f32x4);
-        }
-        if (t->half_split) {
-            vst1q_f32(c + j, cos_f32x4);
-            vst1q_f32(s + j, sin_f32x4);
-        } else {
-            vst1q_f32(c + 2 * j, vzip1q_f32(cos_f32x4, cos_f32x4));
-            vst1q_f32(c + 2 * j + 4, vzip2q_f32(cos_f32x4, cos_f32x4));
-            uint32x4_t s_lo_u32x4 = vreinterpretq_u32_f32(vzip1q_f32(sin_f32x4, sin_f32x4));
-            uint32x4_t s_hi_u32x4 = vreinterpretq_u32_f32(vzip2q_f32(sin_f32x4, sin_f32x4));
-            vst1q_f32(s + 2 * j, vreinterpretq_f32_u32(veorq_u32(s_lo_u32x4, even_sign_u32x4)));
-            vst1q_f32(s + 2 * j + 4, vreinterpretq_f32_u32(veorq_u32(s_hi_u32x4, even_sign_u32x4)));
-        }
-    }
+    vst1q_f32(c, vzip1q_f32(cos_f32x4, cos_f32x4));
+    vst1q_f32(c + 4, vzip2q_f32(cos_f32x4, cos_f32x4));
+    uint32x4_t s_lo_u32x4 = vreinterpretq_u32_f32(vzip1q_f32(sin_f32x4, sin_f32x4));
+    uint32x4_t s_hi_u32x4 = vreinterpretq_u32_f32(vzip2q_f32(sin_f32x4, sin_f32x4));
+    vst1q_f32(s, vreinterpretq_f32_u32(veorq_u32(s_lo_u32x4, even_sign_u32x4)));
+    vst1q_f32(s + 4, vreinterpretq_f32_u32(veorq_u32(s_hi_u32x4, even_sign_u32x4)));
 }
 
 /* n is even: whole vectors of two pairs, then at most one pair as a 2-float vector. */
-static void rotate_interleaved(float *x, int64_t n, const float *c, const float *s) {
+static void rope_rotate_interleaved(float *x, int64_t n, const float *c, const float *s) {
     int64_t e = 0;
     for (; e + 4 <= n; e += 4) {
         float32x4_t x_f32x4 = vld1q_f32(x + e);
@@ -90,7 +84,7 @@ static void rotate_interleaved(float *x, int64_t n, const float *c, const float 
     }
 }
 
-static void rotate_half_split(float *a, float *b, int64_t nb, const float *c, const float *s) {
+static void rope_rotate_half_split(float *a, float *b, int64_t nb, const float *c, const float *s) {
     int64_t j = 0;
     for (; j + 4 <= nb; j += 4) {
         float32x4_t a_f32x4 = vld1q_f32(a + j), b_f32x4 = vld1q_f32(b + j);
@@ -106,20 +100,4 @@ static void rotate_half_split(float *a, float *b, int64_t nb, const float *c, co
     }
 }
 
-void posattn_rope_token_f32_neon(const posattn_rope_token *t) {
-    _Alignas(16) float c[2 * POSATTN_ROPE_BLOCK_PAIRS];
-    _Alignas(16) float s[2 * POSATTN_ROPE_BLOCK_PAIRS];
-    const int shared = t->freq_head_stride == 0;
-    for (int64_t k0 = 0; k0 < t->n_pairs; k0 += POSATTN_ROPE_BLOCK_PAIRS) {
-        const int64_t left = t->n_pairs - k0, nb = left < POSATTN_ROPE_BLOCK_PAIRS ? left : POSATTN_ROPE_BLOCK_PAIRS;
-        for (int64_t h = 0; h < t->n_heads; ++h) {
-            if (h == 0 || !shared) cos_sin_block(t, t->freqs + h * t->freq_head_stride, k0, nb, c, s);
-            float *x = t->x + h * t->head_stride;
-            if (t->half_split) {
-                rotate_half_split(x + k0, x + t->n_pairs + k0, nb, c, s);
-            } else {
-                rotate_interleaved(x + 2 * k0, 2 * nb, c, s);
-            }
-        }
-    }
-}
+#include "../rope_generic.h"

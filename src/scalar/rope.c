@@ -1,6 +1,10 @@
 /*
  * Scalar reference for the rotary embeddings (SPEC 4): portable C11, no intrinsics.
  *
+ * Its own plain loops, not src/rope_generic.h (the SIMD driver): they read as the formulas of src/rope_kernels.h
+ * (pair k rotated by c[k], s[k], no duplicated tables), and the differential tests and fuzzing then check the
+ * generic driver's blocking, head loop and table sharing against code that does not share them.
+ *
  * Angles: theta_k = pos[0]*F[0][k] (+ pos[a]*F[a][k] in axis order), every product and sum rounded to float32 as
  * written (the library is compiled with -ffp-contract=off), which is what every SIMD path reproduces bit for bit.
  *

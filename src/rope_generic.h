@@ -1,0 +1,107 @@
+/*
+ * The rotary embeddings' token kernel (SPEC 4, contract in src/rope_kernels.h), written once and compiled once per
+ * SIMD ISA (the pattern of src/liere_generic.h): each src/<isa>/rope.c defines a thin vector vocabulary, then
+ * includes this file, which defines posattn_rope_token_f32_<isa>.
+ *
+ * Written here, once: the loop over blocks of POSATTN_ROPE_BLOCK_PAIRS pairs; the angles, products and sums in
+ * float32 in axis order with separate multiplies and adds (the library is compiled with -ffp-contract=off), so
+ * they are bit-identical on every ISA and to the scalar reference; the factor f_k = attn_factor * pair_factors[k]
+ * rounded once, or attn_factor alone, or no multiply at all when it is exactly 1; the sign of sin for the
+ * backward direction; the loop over heads, where a table shared by every head (freq_head_stride 0) has its cos and
+ * sin computed once per block and token and every head streams through them; the choice of layout.
+ * Left to each ISA: loads with tails, its sincos, and the rotation of a block of pairs with its own shuffles,
+ * because that is where the ISAs differ (masked loads or none, lane swaps, split-line accesses).
+ *
+ * The cos/sin buffers are written in whole vectors (the block size is a multiple of every vector width) in the
+ * layout the rotation reads: half-split c[j], s[j]; interleaved c[2j] = c[2j+1] = c_j, s[2j] = -s_j,
+ * s[2j+1] = s_j, so that x' = x*c + swap(x)*s with one multiply and one FMA per vector.
+ *
+ * The scalar reference (src/scalar/rope.c) does not include this file: it keeps its own plain loops, which read
+ * as the formulas of the contract, so that the differential tests and fuzzing also check this driver's blocking,
+ * head loop and table sharing against code that does not share them.
+ *
+ * Vocabulary the includer defines before including (functions static inline):
+ *   ROPE_ISA                      suffix of the entry point (avx2, avx512, neon)
+ *   ROPE_W                        float32 lanes per vector
+ *   ROPE_ALIGN                    alignment in bytes of the cos/sin buffers (the rotations load them aligned)
+ *   vf, rope_tail_t               the vector type; which lanes of a vector are in range
+ *   rope_tail(remaining)          the lanes below `remaining` (every lane when remaining >= ROPE_W)
+ *   vf_load_tail(p, m)            the lanes of m from p, zeros elsewhere, reading nothing outside m
+ *   vf_set1, vf_mul, vf_add       broadcast, product, sum (each rounded)
+ *   vf_neg(v)                     v with its sign bits flipped
+ *   vf_store_aligned(p, v)        a whole vector to p, aligned to ROPE_ALIGN
+ *   rope_sincos(theta, &s, &c)    sin and cos of every lane, for every finite float (full range reduction)
+ *   rope_store_interleaved(c, s, cv, sv)   2 * ROPE_W floats of each buffer in the interleaved layout above
+ *   rope_rotate_interleaved(x, n, c, s)    rotates the n floats (n / 2 pairs) of one head block
+ *   rope_rotate_half_split(a, b, nb, c, s) rotates pairs (a[j], b[j]) for j < nb
+ */
+#include <stdint.h>
+
+#include "kernels.h"
+
+#ifndef ROPE_ISA
+#error "define the vector vocabulary before including rope_generic.h"
+#endif
+
+_Static_assert(POSATTN_ROPE_BLOCK_PAIRS % ROPE_W == 0, "a block of pairs is whole vectors");
+
+#define ROPE_CAT_(a, b) a##b
+#define ROPE_CAT(a, b) ROPE_CAT_(a, b)
+#define ROPE_FN(name) ROPE_CAT(name, ROPE_ISA)
+
+/* theta for pairs k .. k + ROPE_W - 1 of table F (inactive lanes 0). */
+static inline __attribute__((always_inline)) vf rope_angles(const posattn_rope_token *t, const float *F, int64_t k,
+                                                            rope_tail_t m) {
+    vf theta = vf_mul(vf_set1(t->pos[0]), vf_load_tail(F + k, m));
+    for (int64_t a = 1; a < t->n_axes; ++a) {
+        theta = vf_add(theta, vf_mul(vf_set1(t->pos[a]), vf_load_tail(F + a * t->n_pairs + k, m)));
+    }
+    return theta;
+}
+
+/* cos and sin of block pairs [k0, k0 + nb) of table F, factor and direction applied, in the rotation's layout. */
+static void rope_cos_sin_block(const posattn_rope_token *t, const float *F, int64_t k0, int64_t nb, float *c,
+                               float *s) {
+    const int scaled = t->pair_factors != NULL || t->attn_factor != 1.0f;
+    for (int64_t j = 0; j < nb; j += ROPE_W) {
+        const int64_t k = k0 + j;
+        const rope_tail_t m = rope_tail(nb - j);
+        vf sin_v, cos_v;
+        rope_sincos(rope_angles(t, F, k, m), &sin_v, &cos_v);
+        if (t->backward) sin_v = vf_neg(sin_v);
+        if (scaled) {
+            vf f = vf_set1(t->attn_factor);
+            if (t->pair_factors) f = vf_mul(f, vf_load_tail(t->pair_factors + k, m));
+            cos_v = vf_mul(cos_v, f);
+            sin_v = vf_mul(sin_v, f);
+        }
+        if (t->half_split) {
+            vf_store_aligned(c + j, cos_v);
+            vf_store_aligned(s + j, sin_v);
+        } else {
+            rope_store_interleaved(c + 2 * j, s + 2 * j, cos_v, sin_v);
+        }
+    }
+}
+
+void ROPE_FN(posattn_rope_token_f32_)(const posattn_rope_token *t) {
+    _Alignas(ROPE_ALIGN) float c[2 * POSATTN_ROPE_BLOCK_PAIRS];
+    _Alignas(ROPE_ALIGN) float s[2 * POSATTN_ROPE_BLOCK_PAIRS];
+    const int shared = t->freq_head_stride == 0;
+    for (int64_t k0 = 0; k0 < t->n_pairs; k0 += POSATTN_ROPE_BLOCK_PAIRS) {
+        const int64_t left = t->n_pairs - k0, nb = left < POSATTN_ROPE_BLOCK_PAIRS ? left : POSATTN_ROPE_BLOCK_PAIRS;
+        for (int64_t h = 0; h < t->n_heads; ++h) {
+            if (h == 0 || !shared) rope_cos_sin_block(t, t->freqs + h * t->freq_head_stride, k0, nb, c, s);
+            float *x = t->x + h * t->head_stride;
+            if (t->half_split) {
+                rope_rotate_half_split(x + k0, x + t->n_pairs + k0, nb, c, s);
+            } else {
+                rope_rotate_interleaved(x + 2 * k0, 2 * nb, c, s);
+            }
+        }
+    }
+}
+
+#undef ROPE_FN
+#undef ROPE_CAT
+#undef ROPE_CAT_
