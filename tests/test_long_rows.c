@@ -70,7 +70,7 @@ static void release(long_array *a) {
 }
 
 /* Index ranges [begin, end) of a row that a case checks element by element. */
-#define MAX_RANGES 40
+#define MAX_RANGES 64
 #define SAMPLED_PAGES 24
 #define FLOATS_PER_SAMPLE 1024
 
@@ -323,17 +323,24 @@ START_TEST(test_softmax_whole_row_past_2_24) {
 END_TEST
 
 /*
- * Two queries of 2^24 + 41 keys, causal, window 300, with an f32 mask: row i's valid keys are the 300 up to its
- * diagonal nk - 2 + i, which straddle 2^24 (the wide iota from starts 2^24 - 260 and 2^24 - 259, so vectors
- * begin at both residues); the last 4096 keys are among the checked ranges. The mask puts -inf on every 7th of them and finite values on the others. Scores and mask are read only in
- * the window (their other pages are never touched); the probs are written whole. Commits 128 MiB (two rows of
- * probs).
+ * Two queries, causal, window 300, with an f32 mask: row i's valid keys are the 300 up to its diagonal nk - 2 + i,
+ * in the wide iota from starts of both parities (nk - 301 and nk - 300); the mask puts -inf on every 7th key and
+ * finite values on the others. At nk = 2^24 + 41 the valid keys straddle 2^24. At nk = 2^26 + 41 positions are 8
+ * apart and float additions from (float)lo would no longer give (float)j, so choosing the short-row iota there
+ * would fail. Scores and mask are read only in the window (their other pages are never touched); the probs are
+ * written whole, aliased outside the checked ranges. Commits under 20 MiB.
  */
-START_TEST(test_softmax_window_mask_past_2_24) {
-    const int64_t nq = 2, nk = NK_PAST_2_24, window = 300;
+static void run_window_mask_case(int64_t nk, uint64_t seed) {
+    const int64_t nq = 2, window = 300;
     const float slopes[1] = {0.03125f}, scale = 0.5f;
     long_array scores = reserve_floats(nq * nk), mask = reserve_floats(nq * nk), probs = reserve_floats(nq * nk);
-    rng g = rng_seeded(test_case_seed(3));
+    const index_ranges r = checked_ranges(nk, seed);
+    index_ranges both = {.n = 0}; /* the checked ranges of both rows, as offsets into probs */
+    for (int64_t i = 0; i < nq; ++i) {
+        for (int k = 0; k < r.n; ++k) add_range(&both, i * nk + r.begin[k], i * nk + r.end[k], nq * nk);
+    }
+    alias_outside(&probs, &both);
+    rng g = rng_seeded(seed + 1);
     exact_row o[2];
     int64_t lo[2], hi[2];
     for (int64_t i = 0; i < nq; ++i) {
@@ -345,29 +352,35 @@ START_TEST(test_softmax_window_mask_past_2_24) {
         }
         o[i] = exact_softmax(s, m, scale, slopes[0], default_position(nk - nq + i), lo[i], hi[i]);
     }
-    const index_ranges r = checked_ranges(nk, test_case_seed(4));
     posattn_softmax_options opt = {0};
     opt.flags = POSATTN_CAUSAL;
     opt.window = window;
     opt.mask = mask.data;
     opt.mask_type = POSATTN_MASK_F32;
+    char what[64];
+    snprintf(what, sizeof what, "softmax, 2^%d+41 keys, window and mask", nk > INT64_C(1) << 25 ? 26 : 24);
     for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
         if (!enter_isa(isa)) continue;
         float lse[2] = {NAN, NAN};
         opt.lse = lse;
-        fill_nan(probs.data, (size_t)(nq * nk));
+        for (int k = 0; k < both.n; ++k) fill_nan(probs.data + both.begin[k], (size_t)(both.end[k] - both.begin[k]));
         expect_ok(posattn_alibi_softmax(1, nq, nk, scores.data, 0, 0, probs.data, 0, 0, scale, slopes, NULL, &opt, 0,
                                         nq),
-                  "softmax, 2^24+41 keys, window and mask");
+                  what);
         for (int64_t i = 0; i < nq; ++i) {
-            check_probs(probs.data + i * nk, &r, &o[i], lo[i], hi[i], "softmax, 2^24+41 keys, window and mask");
-            check_lse(lse[i], &o[i], "softmax, 2^24+41 keys, window and mask");
+            check_probs(probs.data + i * nk, &r, &o[i], lo[i], hi[i], what);
+            check_lse(lse[i], &o[i], what);
         }
     }
     for (int64_t i = 0; i < nq; ++i) free(o[i].x);
     release(&scores);
     release(&mask);
     release(&probs);
+}
+
+START_TEST(test_softmax_window_mask_past_2_24) {
+    run_window_mask_case(NK_PAST_2_24, test_case_seed(3));
+    run_window_mask_case((INT64_C(1) << 26) + 41, test_case_seed(4));
 }
 END_TEST
 
