@@ -175,7 +175,7 @@ static void check_bias_value(float got, double want, int64_t j, const char *what
 }
 
 /* The exact softmax of one row's keys [lo, hi) (the valid keys; all others must be 0), each logit
- * scale * s_j - m |pq - pk_j| + mask_j with the documented default positions. */
+ * scale * s_j - m |pq - pk_j| + mask_j, pk_j = k_pos[j * k_stride] or (k_pos NULL) the documented default. */
 typedef struct exact_row {
     int64_t lo, hi;
     double *x;    /* [hi - lo] logits, -inf for masked keys */
@@ -183,14 +183,14 @@ typedef struct exact_row {
 } exact_row;
 
 static exact_row exact_softmax(const float *scores, const float *mask, float scale, float slope, double q_pos,
-                               int64_t lo, int64_t hi) {
+                               const float *k_pos, int64_t k_stride, int64_t lo, int64_t hi) {
     exact_row o = {.lo = lo, .hi = hi, .mx = -INFINITY, .sum = 0.0, .L = 0.0};
     o.x = malloc((size_t)(hi - lo) * sizeof(double));
     ck_assert_ptr_nonnull(o.x);
     for (int64_t j = lo; j < hi; ++j) {
         double m = mask ? (double)mask[j] : 0.0;
         double s = (double)scale * (double)scores[j];
-        double b = exact_bias(slope, q_pos, default_position(j));
+        double b = exact_bias(slope, q_pos, k_pos ? (double)k_pos[j * k_stride] : default_position(j));
         double x = m == -INFINITY ? -INFINITY : s + b + m;
         o.x[j - lo] = x;
         if (x == -INFINITY) continue;
@@ -299,7 +299,7 @@ START_TEST(test_softmax_whole_row_past_2_24) {
     long_array scores = reserve_floats(nk), probs = reserve_floats(nk);
     fill_pattern(scores.data, 0, nk);
     const double q_pos = default_position(nk - 1);
-    exact_row o = exact_softmax(scores.data, NULL, scale, slopes[0], q_pos, nk - exact_keys, nk);
+    exact_row o = exact_softmax(scores.data, NULL, scale, slopes[0], q_pos, NULL, 0, nk - exact_keys, nk);
     /* The keys left out: every logit below the oracle's range is at most 4.25 + bias at key nk - exact_keys - 1. */
     const double left_out_max = 4.25 + exact_bias(slopes[0], q_pos, default_position(nk - exact_keys - 1));
     ck_assert_msg(left_out_max < o.mx - 120.0, "the oracle's range is too short");
@@ -350,7 +350,7 @@ static void run_window_mask_case(int64_t nk, uint64_t seed) {
             s[j] = rng_float(&g, -6.0, 6.0);
             m[j] = j % 7 == 3 ? -INFINITY : rng_float(&g, -2.0, 0.5);
         }
-        o[i] = exact_softmax(s, m, scale, slopes[0], default_position(nk - nq + i), lo[i], hi[i]);
+        o[i] = exact_softmax(s, m, scale, slopes[0], default_position(nk - nq + i), NULL, 0, lo[i], hi[i]);
     }
     posattn_softmax_options opt = {0};
     opt.flags = POSATTN_CAUSAL;
@@ -406,7 +406,7 @@ START_TEST(test_softmax_past_2_31) {
     alias_outside(&probs, &r);
     rng g = rng_seeded(test_case_seed(6));
     for (int64_t j = lo; j < nk; ++j) scores.data[j] = rng_float(&g, -3.0, 3.0);
-    exact_row o = exact_softmax(scores.data, NULL, scale, slopes[0], default_position(nk - 1), lo, nk);
+    exact_row o = exact_softmax(scores.data, NULL, scale, slopes[0], default_position(nk - 1), NULL, 0, lo, nk);
     posattn_softmax_options opt = {0};
     opt.window = window;
     for (posattn_isa isa = FIRST_ISA; isa <= LAST_ISA; ++isa) {
@@ -528,25 +528,13 @@ START_TEST(test_strided_positions_past_2_31) {
                           "isa %s, %d axes: softmax with far strided positions differs from contiguous ones",
                           posattn_isa_name(isa), axes);
             if (axes == 1) {
+                const index_ranges all = {.begin = {0}, .end = {nk}, .n = 1};
                 for (int64_t r = 0; r < 2 * nq; ++r) {
-                    /* The oracle over this row's scores with the bias of explicit positions: exact_softmax takes
-                     * default key positions, so form the row here. */
-                    double x[19], mx = -INFINITY, sum = 0.0, L = 0.0;
-                    for (int64_t j = 0; j < nk; ++j) {
-                        double s = 0.75 * (double)scores[r * nk + j];
-                        double b = exact_bias(slopes[r / nq], (double)q[2 * (r % nq)], (double)compact_k[2 * j]);
-                        x[j] = s + b;
-                        mx = fmax(mx, x[j]);
-                        L = fmax(L, fabs(s) + fabs(b));
-                    }
-                    for (int64_t j = 0; j < nk; ++j) sum += exp(x[j] - mx);
-                    for (int64_t j = 0; j < nk; ++j) {
-                        double want = exp(x[j] - mx) / sum;
-                        double bound = softmax_rel_bound(L, mx - x[j]) * want + SOFTMAX_ABS_BOUND;
-                        CHECK(fabs((double)probs[r * nk + j] - want) <= bound,
-                              "isa %s: P[%" PRId64 "][%" PRId64 "] = %.9g, exact %.17g", posattn_isa_name(isa), r, j,
-                              (double)probs[r * nk + j], want);
-                    }
+                    exact_row o = exact_softmax(scores + r * nk, NULL, 0.75f, slopes[r / nq], (double)q[2 * (r % nq)],
+                                                compact_k, 2, 0, nk);
+                    check_probs(probs + r * nk, &all, &o, 0, nk, "softmax, k_stride 2^28+3");
+                    check_lse(lse[r], &o, "softmax, k_stride 2^28+3");
+                    free(o.x);
                 }
             }
         }
