@@ -185,7 +185,8 @@ typedef enum posattn_metric {
 /*
  * Where queries and keys are, for the bias bias[h][i][j] = -m_h * dist_h(i, j). A NULL posattn_positions pointer,
  * or a zero-initialised struct, means the KV-cache default: pk[j] = j, pq[i] = nk - nq + i (bottom-right aligned),
- * exact for nk <= 2^24.
+ * as float32: exact for nk <= 2^24; past 2^24 each index is rounded to the nearest float32, ties to even (positions
+ * 2 apart up to 2^25, ..., 256 apart past 2^31), on every ISA.
  *
  * q, k      positions as float32, query i's coordinate a at q[i*q_stride + a] (+ h*q_head_stride), likewise k.
  *           For A = 1 either may be NULL independently (that side then uses the default integer positions); for
