@@ -356,7 +356,7 @@ def attention_section(results, context):
             row += [fmt(peer.time_ns / 1e6 if peer else None, 1)]
             row += [fmt(ratio(peer.time_ns, a[i].time_ns) if a[i] and peer else None, suffix="x") for i in isas]
             rows.append(row)
-        peaks = ", ".join(f"{i} {attn_fma_peak(results, i) / 1e9:.0f} GFLOP/s" for i in isas
+        peaks = ", ".join(f"{i} {attn_fma_peak(results, i) / 1e9:.0f} GFLOP/s" for i in ISAS
                           if attn_fma_peak(results, i))
         lines.append("### Prefill (nq = nk = 1024, causal, H = Hkv = 32), one thread")
         lines.append("")
