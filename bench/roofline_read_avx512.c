@@ -21,7 +21,10 @@ uint32_t pab_read_sum_avx512(const void *buf, size_t bytes) {
         a3 = _mm512_add_epi32(a3, _mm512_load_si512((const void *)(p + i + 192)));
     }
     a0 = _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
-    uint32_t sum = (uint32_t)_mm512_reduce_add_epi32(a0);
+    /* Not _mm512_reduce_add_epi32: gcc's header reduces in signed int, whose wrap-around is undefined. */
+    uint32_t lanes[16], sum = 0;
+    _mm512_storeu_si512((void *)lanes, a0);
+    for (int k = 0; k < 16; ++k) sum += lanes[k];
     for (; i < bytes; ++i) sum += p[i];
     return sum;
 }
