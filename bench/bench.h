@@ -12,6 +12,8 @@
  *   peer_xnnpack/softmax|bias+softmax/<shape>
  *   peer_naive/multipass/<shape>         plain C as engines write it: materialise, add, max, exp, sum, scale
  *   mt_alibi_softmax/<isa>/<shape>/threads:<n>   rows split over n threads with the row-range API
+ *   attention/<isa>/<shape>, mt_attention/<isa>/<shape>/threads:<n>, roofline_read/<isa|plain>/<kv shape>,
+ *   peer_onednn/attention_unfused/<shape>   the fused attention (bench/attention.c says what each one runs)
  * Google Benchmark appends "/real_time" to the multi-core ones, timed in wall-clock time. Every other case runs on
  * the calling thread only (oneDNN with one OpenMP thread, XNNPACK without a thread pool) and is timed in that
  * thread's CPU time, which a busy neighbour on a shared machine does not inflate (the report compares it with the
@@ -68,6 +70,9 @@ extern const pab_family_ops pab_rope_family;
 extern const pab_family_ops pab_liere_family;
 /* alibi_nd_softmax/<isa>/<shape> and alibi_nd_bias/<isa>/<shape>: ALiBi with N-D positions (bench/alibi_nd.c). */
 extern const pab_family_ops pab_alibi_nd_family;
+/* attention/<isa>/<shape>, mt_attention/<isa>/<shape>/threads:<n>, roofline_read/<isa|plain>/<kv shape> and
+ * peer_onednn/attention_unfused/<shape>: the fused attention over a KV cache (bench/attention.c). */
+extern const pab_family_ops pab_attention_family;
 
 /* The ISAs with their own kernel of op in this build (posattn_op_isa(op, isa) == isa), scalar first, then from the
  * least to the most capable: one benchmark row per registry line, whether this CPU runs it or not (prepare skips

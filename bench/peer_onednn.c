@@ -22,7 +22,7 @@ struct pab_onednn {
     dnnl_memory_t src, dst;
 };
 
-static void one_thread(void) {
+void pab_onednn_one_thread(void) {
     void *symbol = dlsym(RTLD_DEFAULT, "omp_set_num_threads");
     void (*set_threads)(int);
     memcpy(&set_threads, &symbol, sizeof set_threads); /* POSIX guarantees this works; ISO C has no cast for it */
@@ -41,7 +41,7 @@ void pab_onednn_destroy(pab_onednn *p) {
 }
 
 const char *pab_onednn_create(int64_t rows, int64_t nk, pab_onednn **out) {
-    one_thread();
+    pab_onednn_one_thread();
     pab_onednn *p = calloc(1, sizeof *p);
     if (!p) return "out of memory";
     dnnl_memory_desc_t md;

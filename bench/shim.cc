@@ -12,7 +12,7 @@ namespace {
 // The families: cases.c's, then those kept in their own files (bench.h's pab_family_ops).
 const pab_family_ops core_family = {pab_case_count, pab_case_at, pab_prepare, pab_run, pab_finish, pab_release_all};
 const pab_family_ops *const families[] = {&core_family, &pab_rope_family, &pab_liere_family,
-                                             &pab_alibi_nd_family};
+                                             &pab_alibi_nd_family, &pab_attention_family};
 
 void run_case(benchmark::State &state, const pab_family_ops *ops, const pab_case *c) {
     void *ctx = nullptr;

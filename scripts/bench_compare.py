@@ -4,8 +4,8 @@
     scripts/bench_compare.py A.json B.json [--filter REGEX]
 
 For every benchmark of either file: ns per element in A and in B and the ratio B/A of times (below 1: B is
-faster), then the issue-A speedups and the best-ISA-vs-memcpy ratio of each run. Both files come from
-bench/posattn_bench (scripts/bench-report writes them to reports/).
+faster), then the issue-A speedups, the best-ISA-vs-memcpy ratio and the fused attention's targets of each run.
+Both files come from bench/posattn_bench (scripts/bench-report writes them to reports/).
 """
 import argparse
 import os
@@ -14,8 +14,8 @@ import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in scripts/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_report import (ISSUE_A_SHAPE, best_softmax, fmt, get, issue_a, load, md_table,  # noqa: E402
-                          ratio, shapes_in)
+from bench_report import (ISSUE_A_SHAPE, attn_targets, best_softmax, fmt, get, issue_a, load,  # noqa: E402
+                          md_table, ratio, set_isas, shapes_in)
 
 
 def label(path, context):
@@ -52,6 +52,19 @@ def main(argv=None):
         rows.append([f"best x memcpy, {shape}"] + cells)
     print(md_table(["measure", "A", "B"], rows))
     print()
+
+    # The fused attention's targets (issue 12), each run against itself. ISAS is set from A's context (or B's when
+    # A has none), the order in which the values are listed.
+    if any(r.family == "attention" for r in list(res_a.values()) + list(res_b.values())):
+        set_isas(ctx_a if ctx_a.get("posattn_isas") else ctx_b, res_a or res_b)
+        print("## Attention targets (issue 12), each run within itself")
+        print()
+        rows = []
+        for ta, tb in zip(attn_targets(res_a), attn_targets(res_b)):
+            cells = [", ".join(f"{i} {fmt(x)}" for i, x in t[1].items()) or "-" for t in (ta, tb)]
+            rows.append([f"{ta[0]} (target {ta[2]})"] + cells)
+        print(md_table(["measure", "A", "B"], rows))
+        print()
 
     print("## Every benchmark: ns per element")
     print()

@@ -128,10 +128,17 @@ def fmt(x, digits=2, suffix=""):
     return f"{x:.{digits}f}{suffix}"
 
 
+def is_softmax_table(r):
+    """The cases of the fused-softmax tables (bench/cases.c): the other families have sections of their own."""
+    return r.family in ("alibi_softmax", "alibi_bias", "roofline_sleef_expf") or \
+        (r.family == "roofline_memcpy" and r.variant == "rows") or any(r.family == p[0] and r.variant == p[1]
+                                                                        for p in PEERS)
+
+
 def shapes_in(results, skipped):
     seen = []
     for r in list(results.values()) + skipped:
-        if r.family != "mt_alibi_softmax" and not is_rope(r) and r.shape not in seen:
+        if is_softmax_table(r) and r.shape not in seen:
             seen.append(r.shape)
     return seen
 
@@ -170,6 +177,213 @@ def rope_section(results):
                     [fmt(mc.time_ns / 1e3 if mc else None, 1)] +
                     [fmt(ratio(rs[i].time_ns, mc.time_ns) if rs[i] and mc else None) for i in present] + [verdict])
     lines.append(md_table(header, rows))
+    lines.append("")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The fused attention (bench/attention.c, issue 12)
+# ---------------------------------------------------------------------------------------------------------------
+
+ATTN_DECODE = re.compile(r"decode_h(\d+)_kv(\d+)_d(\d+)_(f16|f32)_nk(\d+)(?:_(tok|head))?")
+ATTN_PREFILL = re.compile(r"prefill_h(\d+)_d(\d+)_(f16|f32)_n(\d+)_causal")
+ATTN_TARGET_ISA = "avx512"
+ATTN_HEADLINE = "decode_h32_kv32_d128_f16_nk32768_tok"  # the shape of the roofline, peer and split-KV targets
+
+
+def attn_read_shape(shape):
+    """The roofline_read shape with the same K and V bytes: decode_h32_kv8_d128_f16_nk4096_tok -> decode_kv8_..."""
+    m = ATTN_DECODE.fullmatch(shape)
+    return f"decode_kv{m.group(2)}_d{m.group(3)}_{m.group(4)}_nk{m.group(5)}" if m else None
+
+
+def attn_read_best(results, shape):
+    """The fastest read-only roofline over the shape's K + V bytes (any variant: plain C or an ISA's)."""
+    rs = [r for r in results.values() if r.family == "roofline_read" and r.shape == attn_read_shape(shape)]
+    return min(rs, key=lambda r: r.time_ns) if rs else None
+
+
+def attn_peer(results, shape):
+    """The oneDNN unfused peer of a shape (its name has no layout: it runs on its own head-major f32 copies)."""
+    m = ATTN_DECODE.fullmatch(shape)
+    if m:
+        shape = shape[:m.start(6) - 1] if m.group(6) else shape
+    return get(results, "peer_onednn", "attention_unfused", shape)
+
+
+def attn_mha_peer(shape):
+    """decode_h32_kv8_... (GQA) -> decode_h8_kv8_... (the MHA call with one query head per KV head), else None."""
+    m = ATTN_DECODE.fullmatch(shape)
+    if not m or m.group(1) == m.group(2):
+        return None
+    return f"decode_h{m.group(2)}_kv{m.group(2)}" + shape[m.end(2):]
+
+
+def attn_flops(r, shape):
+    """Prefill flops counting only the unmasked products: q.k and p.v, 2 * d each, per valid logit (elems)."""
+    m = ATTN_PREFILL.fullmatch(shape)
+    return 4.0 * int(m.group(2)) * r.elems if m else None
+
+
+def attn_fma_peak(results, isa):
+    """FLOP/s of roofline_fma/<isa>/chains (bench/liere.c; items are flops)."""
+    r = get(results, "roofline_fma", isa, "chains")
+    return r.elems / (r.time_ns * 1e-9) if r else None
+
+
+def attn_shape_key(shape):
+    m = ATTN_DECODE.fullmatch(shape)
+    if m:
+        return (0, int(m.group(5)), m.group(4), -int(m.group(2)), -int(m.group(1)), m.group(6) != "tok")
+    m = ATTN_PREFILL.fullmatch(shape)
+    return (1, int(m.group(4)), m.group(3), 0, 0, False) if m else (2, 0, shape, 0, 0, False)
+
+
+def attn_targets(results):
+    """[(measure, {isa: value}, target text, verdict)] for the issue's speed targets, within this one run. The
+    verdict is on AVX-512 (the issue's ISA); the other ISAs' values are shown for information."""
+    isas = [i for i in ISAS if any(r.family in ("attention", "mt_attention") and r.variant == i
+                                   for r in results.values())]
+    out = []
+
+    def verdict(values, ok, how):
+        v = values.get(ATTN_TARGET_ISA)
+        if v is None:
+            return "NOT MEASURED (no avx512 attention row in this run)"
+        return ("met" if ok(v) else "MISSED") + how(v)
+
+    def each(fn):
+        return {i: fn(i) for i in isas if fn(i) is not None}
+
+    hl = ATTN_HEADLINE
+    read = attn_read_best(results, hl)
+    vals = each(lambda i: ratio(read.time_ns, get(results, "attention", i, hl).time_ns)
+                if read and get(results, "attention", i, hl) else None)
+    out.append(("decode f16 nk=32768 Hkv=32 token-major: fraction of the read roofline of the same bytes", vals,
+                ">= 0.85", verdict(vals, lambda v: v >= 0.85,
+                                   lambda v: "" if v >= 0.85 else f" by {0.85 / v:.2f}x (time)")))
+    gqa = sorted({r.shape for r in results.values() if r.family == "attention" and attn_mha_peer(r.shape)},
+                 key=attn_shape_key)
+
+    def worst_gqa(i):
+        rs = [ratio(get(results, "attention", i, s).time_ns, get(results, "attention", i, attn_mha_peer(s)).time_ns)
+              for s in gqa if get(results, "attention", i, s) and get(results, "attention", i, attn_mha_peer(s))]
+        return max(rs) if rs else None
+    vals = each(worst_gqa)
+    out.append(("GQA H=32/Hkv=8 time / MHA H=8 time, worst decode shape", vals, "<= 1.2",
+                verdict(vals, lambda v: v <= 1.2, lambda v: "" if v <= 1.2 else f" by {v / 1.2:.2f}x")))
+    for t in ("f16", "f32"):
+        shape = f"prefill_h32_d128_{t}_n1024_causal"
+        vals = each(lambda i: ratio(attn_flops(get(results, "attention", i, shape), shape) /
+                                    (get(results, "attention", i, shape).time_ns * 1e-9), attn_fma_peak(results, i))
+                    if get(results, "attention", i, shape) and attn_fma_peak(results, i) else None)
+        out.append((f"prefill {t} 1024x1024 causal: fraction of the same ISA's FMA peak (unmasked products)", vals,
+                    ">= 0.50", verdict(vals, lambda v: v >= 0.5,
+                                       lambda v: "" if v >= 0.5 else f" by {0.5 / v:.2f}x")))
+    peer = attn_peer(results, hl)
+    vals = each(lambda i: ratio(peer.time_ns, get(results, "attention", i, hl).time_ns)
+                if peer and get(results, "attention", i, hl) else None)
+    out.append(("oneDNN unfused peer time / posattn time, decode f16 nk=32768 Hkv=32", vals, ">= 3",
+                verdict(vals, lambda v: v >= 3, lambda v: "" if v >= 3 else f" by {3 / v:.2f}x")))
+    vals = each(lambda i: ratio(get(results, "mt_attention", i, hl, 1).time_ns,
+                                get(results, "mt_attention", i, hl, 2).time_ns)
+                if get(results, "mt_attention", i, hl, 1) and get(results, "mt_attention", i, hl, 2) else None)
+    out.append(("split-KV, decode f16 nk=32768: 1-thread time / 2-thread time", vals, ">= 1.8",
+                verdict(vals, lambda v: v >= 1.8, lambda v: "" if v >= 1.8 else f" by {1.8 / v:.2f}x")))
+    shapes = {r.shape for r in results.values() if r.family == "attention"}
+    rs = [ratio(get(results, "attention", "avx2", s).time_ns, get(results, "attention", "avx512", s).time_ns)
+          for s in shapes if get(results, "attention", "avx2", s) and get(results, "attention", "avx512", s)]
+    worst = max(rs) if rs else None
+    v = "NOT MEASURED (no avx2 and avx512 attention rows in this run)" if worst is None else \
+        ("met" if worst <= 1.6 else f"MISSED by {worst / 1.6:.2f}x")
+    out.append(("AVX2 time / AVX-512 time, worst attention shape", {"avx2/avx512": worst} if worst else {},
+                "<= 1.6", v))
+    return out
+
+
+def attention_section(results, context):
+    """The fused attention: decode and prefill tables, split-KV, and the issue's targets, from one run."""
+    rs = [r for r in results.values() if r.family in ("attention", "mt_attention")]
+    if not rs:
+        return []
+    isas = [i for i in ISAS if any(r.variant == i for r in rs)]
+    shapes = sorted({r.shape for r in rs if r.family == "attention"}, key=attn_shape_key)
+    decode = [s for s in shapes if ATTN_DECODE.fullmatch(s)]
+    prefill = [s for s in shapes if ATTN_PREFILL.fullmatch(s)]
+    cpu = context.get("cpu_model", "?")
+    lines = [f"## Attention (posattn_attention, fused over a KV cache): {cpu}", ""]
+    lines.append("Head size 128, scale 1/sqrt(128), ALiBi slopes posattn_alibi_slopes(H, 8), KV-cache default "
+                 "positions. tok: token-major K/V [nk][Hkv][128] (llama.cpp); head: head-major [Hkv][nk][128]. "
+                 "GB/s counts the K + V bytes read. x read = time / time of the fastest read-only vector sum over "
+                 "the same K + V bytes (roofline_read; 1.0 is read speed). GQA/MHA = time of H=32 over Hkv=8 / time "
+                 "of H=8 over Hkv=8 (the same K/V bytes). peer/posattn = time of the unfused peer (oneDNN matmul "
+                 "QK^T, posattn_alibi_softmax, oneDNN matmul PV, one thread, f32: the f16 K/V converted to f32 "
+                 "head-major copies beforehand, untimed) / time of posattn (> 1: posattn faster).")
+    lines.append("")
+    if decode:
+        header = ["shape", "read roofline GB/s"] + [f"{i} us" for i in isas] + [f"{i} GB/s" for i in isas] + \
+            [f"{i} x read" for i in isas] + [f"{i} GQA/MHA" for i in isas] + ["peer us"] + \
+            [f"peer/{i}" for i in isas]
+        rows = []
+        for s in decode:
+            read, peer = attn_read_best(results, s), attn_peer(results, s)
+            a = {i: get(results, "attention", i, s) for i in isas}
+            mha = attn_mha_peer(s)
+            row = [s, fmt(read.gbps if read else None, 1)]
+            row += [fmt(a[i].time_ns / 1e3 if a[i] else None, 1) for i in isas]
+            row += [fmt(a[i].gbps if a[i] else None, 1) for i in isas]
+            row += [fmt(ratio(a[i].time_ns, read.time_ns) if a[i] and read else None) for i in isas]
+            row += [fmt(ratio(a[i].time_ns, get(results, "attention", i, mha).time_ns)
+                        if a[i] and mha and get(results, "attention", i, mha) else None) for i in isas]
+            row += [fmt(peer.time_ns / 1e3 if peer else None, 1)]
+            row += [fmt(ratio(peer.time_ns, a[i].time_ns) if a[i] and peer else None, suffix="x") for i in isas]
+            rows.append(row)
+        lines.append("### Decode (nq = 1), one thread")
+        lines.append("")
+        lines.append(md_table(header, rows))
+        lines.append("")
+    if prefill:
+        header = ["shape"] + [f"{i} ms" for i in isas] + [f"{i} GFLOP/s" for i in isas] + \
+            [f"{i} of FMA peak" for i in isas] + ["peer ms"] + [f"peer/{i}" for i in isas]
+        rows = []
+        for s in prefill:
+            peer = attn_peer(results, s)
+            a = {i: get(results, "attention", i, s) for i in isas}
+            fl = {i: attn_flops(a[i], s) / (a[i].time_ns * 1e-9) if a[i] else None for i in isas}
+            row = [s] + [fmt(a[i].time_ns / 1e6 if a[i] else None, 1) for i in isas]
+            row += [fmt(fl[i] / 1e9 if fl[i] else None, 1) for i in isas]
+            row += [fmt(ratio(fl[i], attn_fma_peak(results, i)) if fl[i] else None) for i in isas]
+            row += [fmt(peer.time_ns / 1e6 if peer else None, 1)]
+            row += [fmt(ratio(peer.time_ns, a[i].time_ns) if a[i] and peer else None, suffix="x") for i in isas]
+            rows.append(row)
+        peaks = ", ".join(f"{i} {attn_fma_peak(results, i) / 1e9:.0f} GFLOP/s" for i in ISAS
+                          if attn_fma_peak(results, i))
+        lines.append("### Prefill (nq = nk = 1024, causal, H = Hkv = 32), one thread")
+        lines.append("")
+        lines.append("GFLOP/s counts 4 x 128 flops per unmasked logit (q.k and p.v); the FMA peak is "
+                     f"roofline_fma/<isa>/chains of the same run ({peaks or 'not in this run'}).")
+        lines.append("")
+        lines.append(md_table(header, rows))
+        lines.append("")
+    mt = [r for r in rs if r.family == "mt_attention"]
+    if mt:
+        rows = []
+        for (isa, shape) in sorted({(r.variant, r.shape) for r in mt}, key=lambda k: (ISAS.index(k[0])
+                                                                                     if k[0] in ISAS else 99, k[1])):
+            one = get(results, "mt_attention", isa, shape, 1)
+            for r in sorted((r for r in mt if r.variant == isa and r.shape == shape), key=lambda r: r.threads):
+                rows.append([shape, isa, r.threads, fmt(r.time_ns / 1e6, 2), fmt(r.gbps, 1),
+                             fmt(ratio(one.time_ns, r.time_ns) if one else None, suffix="x")])
+        lines.append("### Split-KV over threads (posattn_attention_partial per thread, then posattn_attention_merge;"
+                     " wall-clock time)")
+        lines.append("")
+        lines.append(md_table(["shape", "ISA", "threads", "ms/call", "GB/s", "speedup vs 1 thread"], rows))
+        lines.append("")
+    lines.append("### Issue 12 targets (AVX-512, one run)")
+    lines.append("")
+    for measure, vals, target, v in attn_targets(results):
+        shown = ", ".join(f"{i} {fmt(x)}" for i, x in vals.items()) or "-"
+        lines.append(f"- {measure} (target {target}): {shown}: **{v}**")
     lines.append("")
     return lines
 
@@ -348,6 +562,7 @@ def report(path, context, results, skipped, png_name=None):
         lines.append("")
 
     lines += rope_section(results)
+    lines += attention_section(results, context)
 
     # Multi-core.
     mt = [r for r in results.values() if r.family == "mt_alibi_softmax"]
@@ -466,6 +681,9 @@ def main(argv=None):
     for isa, s, target, ok in issue_a(results):
         verdict = "PASS" if ok else ("FAIL" if s is not None else "NOT MEASURED")
         print(f"issue A: {isa}/scalar on H=32 nq=1 nk=4096 = {fmt(s, suffix='x')} (target >= {target:g}x): {verdict}")
+    for measure, vals, target, v in attn_targets(results) if any(r.family == "attention" for r in results.values()) \
+            else []:
+        print(f"attention: {measure} (target {target}): {v}")
     print(f"report: {md_path}" + (f"\nplot:   {png_path}" if png_ok else ""))
     return 0
 
