@@ -7,3 +7,4 @@ scripts/install-deps.sh
 [ -f build/build.ninja ] || meson setup build -Dbench=false
 ninja -C build
 meson test -C build --print-errorlogs
+scripts/check-registry.sh build
