@@ -28,8 +28,8 @@
  *     s <= 6, 2 for s <= 10, else 3), each squaring the departure from orthogonality that the squarings doubled
  *     s times, so R^T R = I to a few b u. The 5 matrices live in the caller's scratch (80 KiB for b = 64: the
  *     library keeps each call within 16 KiB of stack), rows padded to a multiple of LIERE_W (padding columns stay
- *     zero, so every product runs on whole vectors). S is not stored: its entries are formed again where needed
- *     (twice, b^2 A products against the b^3 of each matrix product), in the same order, so with the same values.
+ *     zero, so every product runs on whole vectors). S is not stored (32 KiB in float64 for b = 64): its upper
+ *     entries are formed twice, for the norm and for A, in the same order, so with the same values.
  *
  * Apply (apply_token). Coefficient vectors C[c][d] = R_{d/b}[d%b][c] are the stored rotations (forward) or their
  * block-wise transpose, built in the caller's scratch in chunks of at most POSATTN_LIERE_TRANSPOSE_FLOATS floats
@@ -115,16 +115,13 @@ static void gemm_tn(const float *a, const float *bm, float *c, int64_t n, int64_
 /* Rotations                                                                                                    */
 /* ---------------------------------------------------------------------------------------------------------- */
 
-/* Entry (r, c) of S(p) for one block in float64: the upper entry summed over axes in axis order, negated below
- * the diagonal. The products of two float32 are exact, so S is within 2^-53 relative of the exact sum. */
-static inline double exponent_entry(const posattn_liere_rot_token *t, const float *gens_block, int64_t axis_stride,
-                                    int64_t r, int64_t c) {
-    if (r == c) return 0.0;
-    const int64_t lo = r < c ? r : c, hi = r < c ? c : r, b = t->block;
-    const int64_t e = lo * b - lo * (lo + 1) / 2 + (hi - lo - 1); /* row lo of the upper triangle, row by row */
+/* Upper entry e of S(p) for one block in float64, summed over axes in axis order (the lower triangle is its
+ * negation). The products of two float32 are exact, so S is within 2^-53 relative of the exact sum. */
+static inline double exponent_upper(const posattn_liere_rot_token *t, const float *gens_block, int64_t axis_stride,
+                                    int64_t e) {
     double v = 0.0;
     for (int64_t a = 0; a < t->n_axes; ++a) v += (double)t->pos[a] * (double)gens_block[a * axis_stride + e];
-    return r < c ? v : -v;
+    return v;
 }
 
 /* float64 to float32 with results below FLT_MIN flushed to zero (no subnormal is ever formed downstream). */
@@ -141,11 +138,21 @@ static void rotation_scaling_squaring(const posattn_liere_rot_token *t, const fl
     float *m0 = scratch, *m1 = m0 + b * ld, *m2 = m1 + b * ld, *m3 = m2 + b * ld, *m4 = m3 + b * ld;
     const size_t bytes = (size_t)(b * ld) * sizeof(float);
 
-    double norm = 0.0; /* ||S||_1: largest column sum (S is skew, so also the largest row sum) */
+    /* ||S||_1: largest column sum (S is skew, so also the largest row sum). Upper entry (r, c) adds to column c
+     * at row r and, as (c, r), to column r at row c: walking the upper triangle row by row, every column receives
+     * its rows in increasing order, the order of a column walk, so the sums round as that walk would. */
+    double col_sum[POSATTN_LIERE_MAX_BLOCK];
+    for (int64_t c = 0; c < b; ++c) col_sum[c] = 0.0;
+    for (int64_t r = 0, e = 0; r < b; ++r) {
+        for (int64_t c = r + 1; c < b; ++c, ++e) {
+            const double v = fabs(exponent_upper(t, gens_block, axis_stride, e));
+            col_sum[c] += v;
+            col_sum[r] += v;
+        }
+    }
+    double norm = 0.0;
     for (int64_t c = 0; c < b; ++c) {
-        double sum = 0.0;
-        for (int64_t r = 0; r < b; ++r) sum += fabs(exponent_entry(t, gens_block, axis_stride, r, c));
-        if (!(sum <= norm)) norm = sum; /* NaN wins */
+        if (!(col_sum[c] <= norm)) norm = col_sum[c]; /* NaN wins */
     }
     int sq = 0;
     if (norm > 0.5) {
@@ -157,10 +164,13 @@ static void rotation_scaling_squaring(const posattn_liere_rot_token *t, const fl
     /* m0 = A, padded with zeros. */
     const double scale = ldexp(1.0, -sq); /* exact: a power of two */
     memset(m0, 0, bytes);
-    for (int64_t r = 0; r < b; ++r)
-        for (int64_t c = 0; c < b; ++c) {
-            m0[r * ld + c] = to_f32_flushed(exponent_entry(t, gens_block, axis_stride, r, c) * scale);
+    for (int64_t r = 0, e = 0; r < b; ++r) {
+        for (int64_t c = r + 1; c < b; ++c, ++e) {
+            const double v = exponent_upper(t, gens_block, axis_stride, e) * scale;
+            m0[r * ld + c] = to_f32_flushed(v);
+            m0[c * ld + r] = to_f32_flushed(-v);
         }
+    }
     gemm(m0, m0, m1, b, ld); /* A^2 */
     gemm(m1, m0, m2, b, ld); /* A^3 */
     gemm(m1, m1, m3, b, ld); /* A^4 */
