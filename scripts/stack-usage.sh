@@ -18,10 +18,10 @@
 #   posattn_<family>_*_f32_<isa> of every compiled ISA; from any other file, every kernel posattn_*_f32_* at all.
 #   Both are over-approximations: the bound holds whatever ISA is active.
 # - Calls that leave the library (libc, libm, SLEEF, pthread, compiler built-ins such as memcpy) are counted as a
-#   fixed allowance of EXTERNAL_ALLOWANCE bytes on top of the caller's frame. 512 bytes covers what these leaf
-#   routines use (glibc's sin/cos/frexp/ldexp/memcpy, SLEEF's sincos and exp kernels: register code with a frame of
-#   at most a few dozen bytes; pthread_once and getenv likewise); it is a stated assumption, not a measurement of
-#   the system libraries, which this script does not see.
+#   fixed allowance of EXTERNAL_ALLOWANCE bytes on top of the caller's frame: an assumption about code this script
+#   does not see, with a wide margin. Debian 12's x86-64 SLEEF kernels that the library calls (sincos, tanh) were
+#   read with objdump: no frame, no call, at most 40 bytes of red zone (Sleef_sincosd8_u10avx512f); glibc's leaf
+#   routines (sin, cos, pow, frexp, ldexp, memcpy, tolower, getenv) are of the same kind.
 # - Recursion has no static bound and fails, except a function calling itself directly with a depth stated in
 #   RECURSION_BOUNDS below (shell glob on the function name = the most frames of it on any path), each entry
 #   justified by the code: the depth counts that many frames, then the worst of its other callees.
@@ -51,7 +51,7 @@ while [ $# -gt 0 ]; do
 done
 
 setup_args=(-Dtests=false -Dbench=false -Dfuzz=false -Dbuildtype=release -Dc_args=-fcallgraph-info=su)
-nm_tool=nm
+nm_tool="nm"
 if [ -n "$cross" ]; then
     [ -f "$cross" ] || { echo "stack-usage.sh: no cross file $cross" >&2; exit 2; }
     setup_args+=(--cross-file "$cross")

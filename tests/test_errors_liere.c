@@ -6,9 +6,10 @@
  * all the buffers of a small valid call (3 tokens; q with 2 heads and k with 1 head of 8 dims, dims 2..5 rotated
  * in blocks of 2; 2 position axes). The arena is filled with a pattern, each case changes one argument of the valid
  * baseline and expects one status, and the arena must be byte-for-byte unchanged afterwards: neither q, k nor rot
- * was written. Valid neighbours of the refused values must still succeed. posattn_liere_rotation_size and
- * posattn_alibi_split_heads have small tables of their own (as the slopes in test_errors.c). Everything runs
- * under every ISA.
+ * was written. The scratch (needed backward and for blocks >= 4) is an exact-size buffer of its own, which a
+ * refused call must leave untouched too. Valid neighbours of the refused values must still succeed.
+ * posattn_liere_rotation_size, posattn_liere_scratch_size and posattn_alibi_split_heads have small tables of their
+ * own (as the slopes in test_errors.c). Everything runs under every ISA.
  *
  * Rows marked "Regression" expect what include/posattn.h documents where the library once did something else.
  */
