@@ -79,6 +79,8 @@ static size_t liere_case_count;
 typedef struct liere_data {
     const liere_shape *shape;
     float *pos, *gens, *rot, *q, *k;
+    float *scratch; /* posattn_liere_scratch_size floats, allocated once as a worker thread would */
+    int64_t scratch_floats;
     size_t rot_floats, qk_floats;
     char *copy_src, *copy_dst; /* the memcpy roofline */
     size_t copy_bytes;
@@ -95,7 +97,8 @@ static void *liere_alloc(size_t bytes) {
 
 static void liere_data_free(liere_data *d) {
     if (!d) return;
-    free(d->pos), free(d->gens), free(d->rot), free(d->q), free(d->k), free(d->copy_src), free(d->copy_dst);
+    free(d->pos), free(d->gens), free(d->rot), free(d->q), free(d->k), free(d->scratch), free(d->copy_src),
+        free(d->copy_dst);
     free(d);
 }
 
@@ -139,7 +142,10 @@ static liere_data *liere_data_get(const liere_shape *s) {
     d->k = liere_alloc(d->qk_floats * sizeof(float));
     d->copy_src = liere_alloc(d->copy_bytes);
     d->copy_dst = liere_alloc(d->copy_bytes);
-    if (!d->pos || !d->gens || !d->rot || !d->q || !d->k || !d->copy_src || !d->copy_dst) {
+    if (posattn_liere_scratch_size(s->block, &d->scratch_floats) == POSATTN_OK) {
+        d->scratch = liere_alloc((size_t)d->scratch_floats * sizeof(float));
+    }
+    if (!d->pos || !d->gens || !d->rot || !d->q || !d->k || !d->scratch || !d->copy_src || !d->copy_dst) {
         liere_data_free(d);
         return NULL;
     }
@@ -155,7 +161,7 @@ static liere_data *liere_data_get(const liere_shape *s) {
     }
     memset(d->copy_src, 1, d->copy_bytes);
     if (posattn_liere_rotations(LIERE_TOK, LIERE_AXES, d->pos, 0, s->n_gen, s->block, LIERE_DIM, d->gens, d->rot, 0,
-                                NULL, 0, LIERE_TOK) != POSATTN_OK) {
+                                d->scratch, d->scratch_floats, NULL, 0, LIERE_TOK) != POSATTN_OK) {
         liere_data_free(d);
         return NULL;
     }
@@ -298,8 +304,8 @@ static posattn_status liere_run_once(liere_ctx *x) {
         return POSATTN_OK;
     case OP_MEMCPY: memcpy(d->copy_dst, d->copy_src, d->copy_bytes); return POSATTN_OK;
     case OP_ROT:
-        return posattn_liere_rotations(LIERE_TOK, LIERE_AXES, d->pos, 0, s->n_gen, s->block, LIERE_DIM, d->gens,
-                                       d->rot, 0, NULL, 0, LIERE_TOK);
+        return posattn_liere_rotations(LIERE_TOK, LIERE_AXES, d->pos, 0, s->n_gen, s->block, LIERE_DIM, d->gens, d->rot,
+                                       0, d->scratch, d->scratch_floats, NULL, 0, LIERE_TOK);
     case OP_APPLY:
     case OP_APPLY_BACKWARD: {
         /* One direction every call: rotations keep norms, so q and k stay bounded (no drift to infinities or
@@ -307,7 +313,8 @@ static posattn_status liere_run_once(liere_ctx *x) {
         posattn_liere_options o = {0};
         if (x->im->op == OP_APPLY_BACKWARD) o.flags = POSATTN_LIERE_BACKWARD;
         return posattn_liere_apply(LIERE_TOK, LIERE_DIM, 0, LIERE_DIM, s->block, d->q, LIERE_HEADS, 0, 0, d->k,
-                                   LIERE_HEADS, 0, 0, d->rot, 0, s->n_gen, &o, 0, LIERE_TOK);
+                                   LIERE_HEADS, 0, 0, d->rot, 0, s->n_gen, d->scratch, d->scratch_floats, &o, 0,
+                                   LIERE_TOK);
     }
     }
     return POSATTN_OK;

@@ -31,7 +31,15 @@ int main(void) {
     posattn_status st = posattn_liere_rotation_size(1, block, head_dim, &per_token);
     if (st != POSATTN_OK) return fprintf(stderr, "%s\n", posattn_status_string(st)), 1;
     float *rot = malloc(sizeof(float) * (size_t)(n_tok * per_token));
-    st = posattn_liere_rotations(n_tok, axes, pos, 0, 1, block, head_dim, gens, rot, 0, NULL, 0, n_tok);
+    /* The scaling and squaring of b >= 4 works in a scratch of the caller's (the library keeps to 16 KiB of stack
+     * and allocates nothing): one per thread, reused across calls. */
+    int64_t scratch_floats = 0;
+    st = posattn_liere_scratch_size(block, &scratch_floats);
+    if (st != POSATTN_OK) return fprintf(stderr, "%s\n", posattn_status_string(st)), 1;
+    float *scratch = malloc(sizeof(float) * (size_t)scratch_floats);
+    if (!rot || !scratch) return fprintf(stderr, "out of memory\n"), 1;
+    st = posattn_liere_rotations(n_tok, axes, pos, 0, 1, block, head_dim, gens, rot, 0, scratch, scratch_floats, NULL,
+                                 0, n_tok);
     if (st != POSATTN_OK) return fprintf(stderr, "%s\n", posattn_status_string(st)), 1;
 
     /* q and k from your projections; here every patch has the same content, so any difference in the scores
@@ -39,9 +47,10 @@ int main(void) {
     static float q[n_tok * heads * head_dim], k[n_tok * heads * head_dim];
     for (int i = 0; i < n_tok * heads * head_dim; ++i) q[i] = k[i] = (float)((i % head_dim) % 5) * 0.25f - 0.5f;
 
-    /* Step 2: rotate q and k in place (every patch, every head; the rotations are read once for both). */
-    st = posattn_liere_apply(n_tok, head_dim, 0, head_dim, block, q, heads, 0, 0, k, heads, 0, 0, rot, 0, 1, NULL,
-                             0, n_tok);
+    /* Step 2: rotate q and k in place (every patch, every head; the rotations are read once for both). Forward
+     * needs no scratch; the backward pass (POSATTN_LIERE_BACKWARD) would take the same one. */
+    st = posattn_liere_apply(n_tok, head_dim, 0, head_dim, block, q, heads, 0, 0, k, heads, 0, 0, rot, 0, 1, NULL, 0,
+                             NULL, 0, n_tok);
     if (st != POSATTN_OK) return fprintf(stderr, "%s\n", posattn_status_string(st)), 1;
 
     printf("ISA %s\n", posattn_isa_name(posattn_active_isa()));
@@ -61,6 +70,6 @@ int main(void) {
     const float *last = q + (n_tok - 1) * heads * head_dim;
     for (int d = 0; d < head_dim; ++d) n0 += (double)q[d] * q[d], n1 += (double)last[d] * last[d];
     printf("|q| at (0,0): %.6f, at (7,7): %.6f\n", sqrt(n0), sqrt(n1));
-    free(rot);
+    free(rot), free(scratch);
     return fabs(sqrt(n0) - sqrt(n1)) < 1e-4 ? 0 : 1;
 }

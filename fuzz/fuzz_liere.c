@@ -5,7 +5,8 @@
  * bit-identical (stride padding, the v part of a packed qkv buffer, the dims outside the rotated range), and be
  * within the header's bound of a float64 oracle: exp(S) of the exponent formed from the same float32 inputs for the
  * rotations, the exact sum over the float32 rotations for apply. Hostile arguments are injected one at a time with
- * the status they must give. See fuzz_support.h.
+ * the status they must give. The scratch is an exact-size buffer of posattn_liere_scratch_size floats (so that
+ * AddressSanitizer sees any access past it), which an error must leave untouched too. See fuzz_support.h.
  *
  * The leading byte picks the part: < 16 rotation_size, < 136 rotations, else apply.
  */
@@ -25,6 +26,21 @@ static void check_status(posattn_status st, posattn_status first, posattn_status
              posattn_status_string(first));
     FZ_CHECK(st == want, "%s: isa %s returned %s, expected %s", what, isa, posattn_status_string(st),
              posattn_status_string(want));
+}
+
+/* An exact-size scratch for block blk (valid), filled with the untouched pattern. */
+static float *scratch_new(int64_t blk, int64_t *floats) {
+    FZ_CHECK(posattn_liere_scratch_size(blk, floats) == POSATTN_OK && *floats >= 4096,
+             "scratch_size refused block %lld", (long long)blk);
+    float *s = fz_floats(*floats);
+    fz_fill_untouched(s, *floats);
+    return s;
+}
+
+/* Injected scratch faults: none, NULL, or one float short. What they must give when the call needs a scratch. */
+enum { SCRATCH_GOOD, SCRATCH_NULL, SCRATCH_SHORT };
+static posattn_status scratch_fault_status(int fault) {
+    return fault == SCRATCH_NULL ? POSATTN_ERR_NULL : fault == SCRATCH_SHORT ? POSATTN_ERR_SIZE : POSATTN_OK;
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -196,7 +212,9 @@ static void fuzz_rotations(fz_bytes *b) {
     posattn_liere_options o = {0};
     const int use_options = fz_bool(b);
     int64_t c_n_tok = n_tok, c_A = A, c_G = G, c_blk = blk, c_rd = rd;
-    int null_pos = 0, null_gens = 0, null_rot = 0, pos_is_rot = 0, gens_is_rot = 0;
+    int null_pos = 0, null_gens = 0, null_rot = 0, pos_is_rot = 0, gens_is_rot = 0, scratch_fault = SCRATCH_GOOD;
+    int64_t scratch_floats;
+    float *scratch0 = scratch_new(blk, &scratch_floats);
     posattn_status want = POSATTN_OK;
     switch (fz_u8(b) % 24) {
     case 0: null_pos = 1, want = POSATTN_ERR_NULL; break;
@@ -231,6 +249,10 @@ static void fuzz_rotations(fz_bytes *b) {
     case 14: pos_is_rot = 1, want = POSATTN_ERR_OVERLAP; break;
     case 15: gens_is_rot = 1, want = POSATTN_ERR_OVERLAP; break;
     case 16: c_rd = blk * (INT64_MAX / blk), want = POSATTN_ERR_OVERFLOW; break; /* G * b * rd > INT64_MAX */
+    case 17: /* the scratch is needed (and checked) for b >= 4 only */
+        scratch_fault = fz_bool(b) ? SCRATCH_NULL : SCRATCH_SHORT;
+        want = blk >= 4 ? scratch_fault_status(scratch_fault) : POSATTN_OK;
+        break;
     default: break;
     }
 
@@ -262,20 +284,23 @@ static void fuzz_rotations(fz_bytes *b) {
     for (int n = 0; n < n_isa; ++n) {
         fz_force(isas[n]);
         const char *name = posattn_isa_name(isas[n]);
-        float *rot = fz_copy(rot0, ext);
+        float *rot = fz_copy(rot0, ext), *scratch = fz_copy(scratch0, scratch_floats);
         const float *cpos = null_pos ? NULL : pos_is_rot ? rot : pos;
         const float *cgens = null_gens ? NULL : gens_is_rot ? rot : gens;
-        posattn_status st = posattn_liere_rotations(c_n_tok, c_A, cpos, ps, c_G, c_blk, c_rd, cgens,
-                                                    null_rot ? NULL : rot, rts, use_options ? &o : NULL, tb, te);
+        posattn_status st =
+            posattn_liere_rotations(c_n_tok, c_A, cpos, ps, c_G, c_blk, c_rd, cgens, null_rot ? NULL : rot, rts,
+                                    scratch_fault == SCRATCH_NULL ? NULL : scratch,
+                                    scratch_floats - (scratch_fault == SCRATCH_SHORT), use_options ? &o : NULL, tb, te);
         if (n == 0) first = st;
         check_status(st, first, want, "rotations", name);
         FZ_CHECK(memcmp(pos, pos0, (size_t)n_pos * sizeof(float)) == 0 &&
                      memcmp(gens, gens0, (size_t)n_gen * sizeof(float)) == 0,
                  "rotations: isa %s wrote its inputs", name);
         if (st != POSATTN_OK) {
-            FZ_CHECK(memcmp(rot, rot0, (size_t)ext * sizeof(float)) == 0, "rotations: isa %s: error %s but wrote",
-                     name, posattn_status_string(st));
-            free(rot);
+            FZ_CHECK(memcmp(rot, rot0, (size_t)ext * sizeof(float)) == 0 &&
+                         memcmp(scratch, scratch0, (size_t)scratch_floats * sizeof(float)) == 0,
+                     "rotations: isa %s: error %s but wrote", name, posattn_status_string(st));
+            free(rot), free(scratch);
             continue;
         }
         for (int64_t e = 0; e < ext; ++e) {
@@ -310,10 +335,10 @@ static void fuzz_rotations(fz_bytes *b) {
                 }
             }
         }
-        free(rot);
+        free(rot), free(scratch);
     }
     free(ora), free(bnd), free(mode);
-    free(rot0), free(pos), free(gens), free(pos0), free(gens0);
+    free(rot0), free(pos), free(gens), free(pos0), free(gens0), free(scratch0);
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -440,12 +465,17 @@ static void fuzz_apply(fz_bytes *b) {
     const int64_t r_ext = (n_tok - 1) * rtsv + per;
     float *rot = fz_floats(r_ext);
     fz_fill_untouched(rot, r_ext);
+    int64_t scratch_floats;
+    float *scratch0 = scratch_new(blk, &scratch_floats);
     if (fz_u8(b) < 96) {
         const int64_t T = blk * (blk - 1) / 2;
         float *pos = fz_floats(n_tok), *gens = fz_floats(G * nb * T);
         for (int64_t t = 0; t < n_tok; ++t) pos[t] = fz_float(b, 8.0f, 0);
         for (int64_t e = 0; e < G * nb * T; ++e) gens[e] = fz_float(b, 1.0f, 0);
-        posattn_status st = posattn_liere_rotations(n_tok, 1, pos, 0, G, blk, rd, gens, rot, rts, NULL, 0, n_tok);
+        float *scratch = fz_copy(scratch0, scratch_floats);
+        posattn_status st = posattn_liere_rotations(n_tok, 1, pos, 0, G, blk, rd, gens, rot, rts, scratch,
+                                                    scratch_floats, NULL, 0, n_tok);
+        free(scratch);
         FZ_CHECK(st == POSATTN_OK, "apply: building rotations: %s", posattn_status_string(st));
         free(pos), free(gens);
     } else {
@@ -461,7 +491,7 @@ static void fuzz_apply(fz_bytes *b) {
     o.flags = backward ? POSATTN_LIERE_BACKWARD : 0;
     const int use_options = backward || fz_bool(b);
     int64_t c_n_tok = n_tok, c_D = D, c_ro = ro, c_rd = rd, c_blk = blk, c_qh = qh, c_kh = kh, c_G = G;
-    int null_q = 0, null_rot = 0, k_on_q = 0, rot_on_q = 0, rot_on_k = 0;
+    int null_q = 0, null_rot = 0, k_on_q = 0, rot_on_q = 0, rot_on_k = 0, scratch_fault = SCRATCH_GOOD;
     posattn_status want = POSATTN_OK;
     switch (fz_u8(b) % 40) {
     case 0: null_q = 1, want = POSATTN_ERR_NULL; break;
@@ -533,6 +563,10 @@ static void fuzz_apply(fz_bytes *b) {
         /* A head larger than the address space, rotated at its far end (wrapped and was accepted before ef4690f). */
         c_D = INT64_C(1) << 62, c_ro = c_D - rd, q_ts = q_hs = 0, want = POSATTN_ERR_OVERFLOW;
         break;
+    case 31: /* the scratch is needed (and checked) backward only */
+        scratch_fault = fz_bool(b) ? SCRATCH_NULL : SCRATCH_SHORT;
+        want = backward ? scratch_fault_status(scratch_fault) : POSATTN_OK;
+        break;
     default: break;
     }
     if (!use_options) o.flags = 0;
@@ -552,28 +586,32 @@ static void fuzz_apply(fz_bytes *b) {
         fz_force(isas[n]);
         const char *name = posattn_isa_name(isas[n]);
         float *qb = fz_copy(q0, q_ext), *kb = k0 ? fz_copy(k0, k_ext) : NULL;
+        float *scratch = fz_copy(scratch0, scratch_floats);
         float *qp = null_q ? NULL : qb;
         float *kp = !has_k ? NULL : packed ? qb + k.off : kb;
         int64_t kh_arg = c_kh;
         if (k_on_q) kp = qb + (k_on_q == 1 ? 1 : 0), kh_arg = k_on_q == 1 && has_k ? c_kh : qh;
         const float *rp = null_rot ? NULL : rot_on_q ? (const float *)qb : rot_on_k ? (const float *)kp : rot;
-        posattn_status st = posattn_liere_apply(c_n_tok, c_D, c_ro, c_rd, c_blk, qp, c_qh, q_ts, q_hs, kp, kh_arg,
-                                                k_ts, k_hs, rp, rts, c_G, use_options ? &o : NULL, tb, te);
+        posattn_status st =
+            posattn_liere_apply(c_n_tok, c_D, c_ro, c_rd, c_blk, qp, c_qh, q_ts, q_hs, kp, kh_arg, k_ts, k_hs, rp, rts,
+                                c_G, scratch_fault == SCRATCH_NULL ? NULL : scratch,
+                                scratch_floats - (scratch_fault == SCRATCH_SHORT), use_options ? &o : NULL, tb, te);
         if (n == 0) first = st;
         check_status(st, first, want, "apply", name);
         FZ_CHECK(memcmp(rot, rot_before, (size_t)r_ext * sizeof(float)) == 0, "apply: isa %s wrote rot", name);
         if (st != POSATTN_OK) {
             FZ_CHECK(memcmp(qb, q0, (size_t)q_ext * sizeof(float)) == 0 &&
-                         (!kb || memcmp(kb, k0, (size_t)k_ext * sizeof(float)) == 0),
+                         (!kb || memcmp(kb, k0, (size_t)k_ext * sizeof(float)) == 0) &&
+                         memcmp(scratch, scratch0, (size_t)scratch_floats * sizeof(float)) == 0,
                      "apply: isa %s: error %s but wrote", name, posattn_status_string(st));
         } else {
             check_buffer(qb, q0, &qx, q_ext, packed ? "qkv" : "q", name);
             if (kb) check_buffer(kb, k0, &kx, k_ext, "k", name);
         }
-        free(qb), free(kb);
+        free(qb), free(kb), free(scratch);
     }
     expect_free(&qx), expect_free(&kx);
-    free(rot), free(rot_before), free(q0), free(k0);
+    free(rot), free(rot_before), free(q0), free(k0), free(scratch0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

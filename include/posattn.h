@@ -551,8 +551,17 @@ POSATTN_API posattn_status posattn_rope_freqs_vision(int64_t rot_dims, float bas
  * Values are not scanned: NaN or infinite positions or generators give NaN in the affected blocks.
  *
  * Cost: b = 2, 3: one float64 sincos per block; b >= 4: 4 + s + 2k products of b x b matrices (2 b^3 flops each,
- * FMA in registers; k = 1, 2 or 3 Newton-Schulz steps) per block, set and token. Scratch lives on the stack (at
- * most about 120 KiB, for b = 64); nothing is allocated.
+ * FMA in registers; k = 1, 2 or 3 Newton-Schulz steps) per block, set and token.
+ *
+ * Scratch (the `scratch` argument of both functions). Every entry point of the library uses at most 16 KiB of
+ * stack per call (worker threads may have small stacks: musl's default is 128 KiB), and nothing is allocated, so
+ * the working matrices of b >= 4 (5 matrices of b x b floats, rows padded to 16: 80 KiB for b = 64) and the
+ * transposed rotations of the backward pass live in a caller-provided buffer of posattn_liere_scratch_size(block)
+ * floats. It is needed by posattn_liere_rotations when block >= 4 and by posattn_liere_apply with
+ * POSATTN_LIERE_BACKWARD; otherwise scratch may be NULL and both scratch arguments are ignored. Its contents on
+ * entry do not matter and are unspecified on return; it must not overlap any other argument's buffer
+ * (POSATTN_ERR_OVERLAP), and calls that run concurrently need one scratch each (one per worker thread, reused
+ * across calls). Any alignment of float works; 64 bytes is best.
  */
 
 /* Flags of posattn_liere_options. */
@@ -580,6 +589,14 @@ POSATTN_API posattn_status posattn_liere_rotation_size(int64_t n_gen_heads, int6
                                                        int64_t *floats_per_token);
 
 /*
+ * The number of floats of scratch a call with this block size needs (see "Scratch" above): 4096 (16 KiB) for
+ * b <= 25, 5 * b * (b rounded up to a multiple of 16) above (20480 floats, 80 KiB, for b = 64). It depends only on
+ * the block size, and may grow in later versions: always ask.
+ * Errors: NULL (floats), BLOCK (block outside 2..64). On error nothing is written.
+ */
+POSATTN_API posattn_status posattn_liere_scratch_size(int64_t block, int64_t *floats);
+
+/*
  * Computes R_j(p_t) = exp(S) for every token t in [tok_begin, tok_end), every generator set g < n_gen_heads and every
  * block j < rot_dims / block, into rot (layout above). Disjoint token ranges may run concurrently.
  *
@@ -590,17 +607,21 @@ POSATTN_API posattn_status posattn_liere_rotation_size(int64_t n_gen_heads, int6
  * block        b in 2..64, dividing rot_dims (POSATTN_ERR_BLOCK).   rot_dims  D_rot > 0, the rotated dims of a head.
  * gens         n_gen_heads * A * (D_rot / b) * b(b-1)/2 floats, layout above.
  * rot          the output; rot_tok_stride  elements between tokens, 0: posattn_liere_rotation_size (else >= it).
+ * scratch      block >= 4: scratch_floats >= posattn_liere_scratch_size(block) floats of scratch, see "Scratch"
+ *              (NULL: POSATTN_ERR_NULL, fewer floats: POSATTN_ERR_SIZE). block 2 or 3: unused, may be NULL.
  * options      NULL: all off (no flag applies here).
  * Accuracy: see above. Bit-identical across calls with different token ranges; the ISAs differ by FMA rounding
  * (b >= 4) and by their float64 sin and cos (b = 2, 3), within the bounds.
- * Errors: NULL (pos, gens, rot), SIZE (n_tok, n_gen_heads, rot_dims <= 0), AXES, BLOCK, ROW_RANGE, STRIDE,
- * OVERFLOW, OVERLAP (rot overlapping pos or gens), FLAGS. On error nothing is written.
+ * Errors: NULL (pos, gens, rot; scratch when block >= 4), SIZE (n_tok, n_gen_heads, rot_dims <= 0; scratch_floats
+ * too small), AXES, BLOCK, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP (rot overlapping pos or gens, the scratch
+ * overlapping any of them), FLAGS. On error nothing is written, scratch included.
  */
 POSATTN_API posattn_status posattn_liere_rotations(int64_t n_tok, int64_t n_axes, const float *pos,
                                                    int64_t pos_stride, int64_t n_gen_heads, int64_t block,
                                                    int64_t rot_dims, const float *gens, float *rot,
-                                                   int64_t rot_tok_stride, const posattn_liere_options *options,
-                                                   int64_t tok_begin, int64_t tok_end);
+                                                   int64_t rot_tok_stride, float *scratch, int64_t scratch_floats,
+                                                   const posattn_liere_options *options, int64_t tok_begin,
+                                                   int64_t tok_end);
 
 /*
  * Applies the rotations in place to q and (optionally) k, [n_tok][heads][head_dim] float32 tensors, for the tokens t
@@ -619,20 +640,24 @@ POSATTN_API posattn_status posattn_liere_rotations(int64_t n_tok, int64_t n_axes
  *              k may have fewer heads than q (GQA), also a multiple of n_gen_heads. q and k must not share a byte;
  *              they may interleave token by token with equal token strides (a packed qkv buffer).
  * rot, rot_tok_stride, n_gen_heads   the rotations of posattn_liere_rotations (stride 0: contiguous).
+ * scratch      with POSATTN_LIERE_BACKWARD: scratch_floats >= posattn_liere_scratch_size(block) floats of scratch,
+ *              see "Scratch" (NULL: POSATTN_ERR_NULL, fewer floats: POSATTN_ERR_SIZE). Forward: unused, may be NULL.
  * options      NULL: forward.
  * Accuracy: each output x'_r = sum_c R[r][c] x_c is within (b + 1) u sum_c |R[r][c] x_c| of the exact sum over
  * the float32 rotations (b products and sums, fused on the SIMD paths); since R is orthogonal that is at most
  * (b + 1) u sqrt(b) ||x_block||; where products or partial sums fall below FLT_MIN (subnormals, rounded within
  * 2^-150 each, up to 2b - 1 of them) add (b + 1) 2^-149 absolute. A norm is kept within the rotations'
  * orthogonality plus that.
- * Errors: NULL (q, rot), SIZE, LAYOUT, BLOCK, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP (q or k overlapping rot, or
- * each other), FLAGS. On error nothing is written.
+ * Errors: NULL (q, rot; scratch when backward), SIZE (also scratch_floats too small when backward), LAYOUT, BLOCK,
+ * ROW_RANGE, STRIDE, OVERFLOW, OVERLAP (q or k overlapping rot, or each other; the scratch overlapping any of them
+ * when backward), FLAGS. On error nothing is written, scratch included.
  */
 POSATTN_API posattn_status posattn_liere_apply(int64_t n_tok, int64_t head_dim, int64_t rot_offset,
                                                int64_t rot_dims, int64_t block, float *q, int64_t q_heads,
                                                int64_t q_tok_stride, int64_t q_head_stride, float *k,
                                                int64_t k_heads, int64_t k_tok_stride, int64_t k_head_stride,
                                                const float *rot, int64_t rot_tok_stride, int64_t n_gen_heads,
+                                               float *scratch, int64_t scratch_floats,
                                                const posattn_liere_options *options, int64_t tok_begin,
                                                int64_t tok_end);
 

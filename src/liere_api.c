@@ -32,6 +32,22 @@ posattn_status posattn_liere_rotation_size(int64_t n_gen_heads, int64_t block, i
     return POSATTN_OK;
 }
 
+posattn_status posattn_liere_scratch_size(int64_t block, int64_t *floats) {
+    if (!floats) return POSATTN_ERR_NULL;
+    if (block < 2 || block > POSATTN_LIERE_MAX_BLOCK) return POSATTN_ERR_BLOCK;
+    *floats = posattn_liere_scratch_floats(block);
+    return POSATTN_OK;
+}
+
+/* The scratch of a call that needs one (block validated): present, large enough, and its bytes (those the kernels
+ * may write) in *bytes for the overlap checks. */
+static posattn_status check_scratch(const float *scratch, int64_t scratch_floats, int64_t block, span *bytes) {
+    if (!scratch) return POSATTN_ERR_NULL;
+    const int64_t need = posattn_liere_scratch_floats(block);
+    if (scratch_floats < need) return POSATTN_ERR_SIZE;
+    return posattn_tensor_span(scratch, 1, 0, 1, need, need, sizeof(float), bytes);
+}
+
 /* Token range, position array and rotation array shared by both entry points. */
 static posattn_status check_tokens(int64_t n_tok, int64_t tok_begin, int64_t tok_end) {
     if (n_tok <= 0) return POSATTN_ERR_SIZE;
@@ -49,8 +65,8 @@ static posattn_status resolve_rotations(const float *rot, int64_t n_tok, int64_t
 
 posattn_status posattn_liere_rotations(int64_t n_tok, int64_t n_axes, const float *pos, int64_t pos_stride,
                                        int64_t n_gen_heads, int64_t block, int64_t rot_dims, const float *gens,
-                                       float *rot, int64_t rot_tok_stride, const posattn_liere_options *options,
-                                       int64_t tok_begin, int64_t tok_end) {
+                                       float *rot, int64_t rot_tok_stride, float *scratch, int64_t scratch_floats,
+                                       const posattn_liere_options *options, int64_t tok_begin, int64_t tok_end) {
     if (!pos || !gens || !rot) return POSATTN_ERR_NULL;
     int64_t per_token;
     posattn_status st;
@@ -75,12 +91,21 @@ posattn_status posattn_liere_rotations(int64_t n_tok, int64_t n_axes, const floa
     if (posattn_spans_overlap(rot_bytes, pos_bytes) || posattn_spans_overlap(rot_bytes, gen_bytes)) {
         return POSATTN_ERR_OVERLAP;
     }
+    if (block >= 4) { /* the scaling and squaring works in the scratch; the closed forms need none */
+        span scratch_bytes;
+        if ((st = check_scratch(scratch, scratch_floats, block, &scratch_bytes)) != POSATTN_OK) return st;
+        if (posattn_spans_overlap(scratch_bytes, rot_bytes) || posattn_spans_overlap(scratch_bytes, pos_bytes) ||
+            posattn_spans_overlap(scratch_bytes, gen_bytes)) {
+            return POSATTN_ERR_OVERLAP;
+        }
+    }
     posattn_liere_rot_token_kernel *const rot_token = posattn_dispatch_liere_rot_token();
     posattn_liere_rot_token tk = {.n_axes = n_axes,
                                   .gens = gens,
                                   .n_gen = n_gen_heads,
                                   .block = block,
-                                  .rot_dims = rot_dims};
+                                  .rot_dims = rot_dims,
+                                  .scratch = block >= 4 ? scratch : NULL};
     for (int64_t t = tok_begin; t < tok_end; ++t) {
         tk.pos = pos + t * pos_stride;
         tk.rot = rot + t * rot_tok_stride;
@@ -128,12 +153,11 @@ static int interleaved_disjoint(const float *q, int64_t eq, const float *k, int6
     return m >= eq && m + ek <= ts_bytes;
 }
 
-posattn_status posattn_liere_apply(int64_t n_tok, int64_t head_dim, int64_t rot_offset, int64_t rot_dims,
-                                   int64_t block, float *q, int64_t q_heads, int64_t q_tok_stride,
-                                   int64_t q_head_stride, float *k, int64_t k_heads, int64_t k_tok_stride,
-                                   int64_t k_head_stride, const float *rot, int64_t rot_tok_stride,
-                                   int64_t n_gen_heads, const posattn_liere_options *options, int64_t tok_begin,
-                                   int64_t tok_end) {
+posattn_status posattn_liere_apply(int64_t n_tok, int64_t head_dim, int64_t rot_offset, int64_t rot_dims, int64_t block,
+                                   float *q, int64_t q_heads, int64_t q_tok_stride, int64_t q_head_stride, float *k,
+                                   int64_t k_heads, int64_t k_tok_stride, int64_t k_head_stride, const float *rot,
+                                   int64_t rot_tok_stride, int64_t n_gen_heads, float *scratch, int64_t scratch_floats,
+                                   const posattn_liere_options *options, int64_t tok_begin, int64_t tok_end) {
     if (!q || !rot) return POSATTN_ERR_NULL;
     posattn_status st;
     if ((st = check_tokens(n_tok, tok_begin, tok_end)) != POSATTN_OK) return st;
@@ -170,6 +194,15 @@ posattn_status posattn_liere_apply(int64_t n_tok, int64_t head_dim, int64_t rot_
             return POSATTN_ERR_OVERLAP;
         }
     }
+    const int backward = (flags & POSATTN_LIERE_BACKWARD) != 0;
+    if (backward) { /* the transposed coefficients are built in the scratch; forward reads rot directly */
+        span scratch_bytes;
+        if ((st = check_scratch(scratch, scratch_floats, block, &scratch_bytes)) != POSATTN_OK) return st;
+        if (posattn_spans_overlap(scratch_bytes, ql.bytes) || (k && posattn_spans_overlap(scratch_bytes, kl.bytes)) ||
+            posattn_spans_overlap(scratch_bytes, rot_bytes)) {
+            return POSATTN_ERR_OVERLAP;
+        }
+    }
     posattn_liere_apply_token_kernel *const apply_token = posattn_dispatch_liere_apply_token();
     posattn_liere_apply_token tk = {.q_heads = q_heads,
                                     .q_head_stride = ql.head_stride,
@@ -178,7 +211,8 @@ posattn_status posattn_liere_apply(int64_t n_tok, int64_t head_dim, int64_t rot_
                                     .n_gen = n_gen_heads,
                                     .block = block,
                                     .rot_dims = rot_dims,
-                                    .backward = (flags & POSATTN_LIERE_BACKWARD) != 0};
+                                    .backward = backward,
+                                    .scratch = backward ? scratch : NULL};
     for (int64_t t = tok_begin; t < tok_end; ++t) {
         tk.q = q + t * ql.tok_stride + rot_offset;
         tk.k = k ? k + t * kl.tok_stride + rot_offset : NULL;

@@ -26,14 +26,18 @@
  *     A^4/40320) (Taylor degree 8, Paterson-Stockmeyer: 4 products; truncation below 0.1 u for ||A||_1 <= 1/2);
  *     R = T^(2^s) (s products); then Newton-Schulz steps R <- R (3 I - R^T R) / 2 (2 products each; 1 step for
  *     s <= 6, 2 for s <= 10, else 3), each squaring the departure from orthogonality that the squarings doubled
- *     s times, so R^T R = I to a few b u. Matrices live on the stack with rows padded to a multiple of LIERE_W
- *     (padding columns stay zero, so every product runs on whole vectors).
+ *     s times, so R^T R = I to a few b u. The 5 matrices live in the caller's scratch (80 KiB for b = 64: the
+ *     library keeps each call within 16 KiB of stack), rows padded to a multiple of LIERE_W (padding columns stay
+ *     zero, so every product runs on whole vectors). S is not stored (32 KiB in float64 for b = 64): its upper
+ *     entries are formed twice, for the norm and for A, in the same order, so with the same values.
  *
  * Apply (apply_token). Coefficient vectors C[c][d] = R_{d/b}[d%b][c] are the stored rotations (forward) or their
- * block-wise transpose, built on the stack in chunks of at most 4096 floats (backward). Then for every head:
+ * block-wise transpose, built in the caller's scratch in chunks of at most POSATTN_LIERE_TRANSPOSE_FLOATS floats
+ * (backward). Then for every head:
  *     x'[d] = sum_c C[c][d] * x[(d/b)*b + c]
- * - b a multiple of LIERE_W: register tiles of 4 heads x LIERE_TILE_ROWS vectors of rows, each coefficient
- *   vector loaded once per 4 heads and x[j*b + c] broadcast (the b = 64 shared case is a small GEMM).
+ * - b a multiple of LIERE_W: register tiles of LIERE_HEADS heads x LIERE_TILE_ROWS vectors of rows, each
+ *   coefficient vector loaded once per LIERE_HEADS heads and x[j*b + c] broadcast (the b = 64 shared case is a
+ *   small GEMM).
  * - b < LIERE_W dividing it: one vector covers whole blocks; x[(d/b)*b + c] is a lane permute of the loaded x.
  * - anything else (and the tail of the last point): plain loops, per block.
  * Results of a block are kept in registers or a stack buffer until the block has been read, then stored: in place.
@@ -52,9 +56,9 @@
 #define LIERE_FN(name) LIERE_CAT(name, LIERE_ISA)
 #define LIERE_INLINE static inline __attribute__((always_inline))
 
-/* Padded row length of a b x b scratch matrix: a multiple of LIERE_W. */
-#define LIERE_LD_MAX (((POSATTN_LIERE_MAX_BLOCK + LIERE_W - 1) / LIERE_W) * LIERE_W)
-#define LIERE_MAT_FLOATS (POSATTN_LIERE_MAX_BLOCK * LIERE_LD_MAX)
+/* The scratch (posattn_liere_scratch_floats) pads rows to POSATTN_LIERE_SCRATCH_PAD floats, which must be a
+ * multiple of this ISA's lanes for the matrices padded to LIERE_W to fit. */
+_Static_assert(POSATTN_LIERE_SCRATCH_PAD % LIERE_W == 0, "scratch rows too short for this ISA's vectors");
 /* Blocks whose closed forms (b = 2, 3) are computed per batch. */
 #define LIERE_CF_BATCH 64
 
@@ -111,19 +115,13 @@ static void gemm_tn(const float *a, const float *bm, float *c, int64_t n, int64_
 /* Rotations                                                                                                    */
 /* ---------------------------------------------------------------------------------------------------------- */
 
-/* S(p) of block j of set g into s (b x b, float64, row-major): upper entries summed over axes in axis order. */
-static void exponent_f64(const posattn_liere_rot_token *t, const float *gens_block, int64_t axis_stride, double *s) {
-    const int64_t b = t->block;
-    int64_t e = 0;
-    for (int64_t r = 0; r < b; ++r) {
-        s[r * b + r] = 0.0;
-        for (int64_t c = r + 1; c < b; ++c, ++e) {
-            double v = 0.0;
-            for (int64_t a = 0; a < t->n_axes; ++a) v += (double)t->pos[a] * (double)gens_block[a * axis_stride + e];
-            s[r * b + c] = v;
-            s[c * b + r] = -v;
-        }
-    }
+/* Upper entry e of S(p) for one block in float64, summed over axes in axis order (the lower triangle is its
+ * negation). The products of two float32 are exact, so S is within 2^-53 relative of the exact sum. */
+static inline double exponent_upper(const posattn_liere_rot_token *t, const float *gens_block, int64_t axis_stride,
+                                    int64_t e) {
+    double v = 0.0;
+    for (int64_t a = 0; a < t->n_axes; ++a) v += (double)t->pos[a] * (double)gens_block[a * axis_stride + e];
+    return v;
 }
 
 /* float64 to float32 with results below FLT_MIN flushed to zero (no subnormal is ever formed downstream). */
@@ -131,18 +129,30 @@ static inline float to_f32_flushed(double v) {
     return fabs(v) < 0x1p-126 ? 0.0f : (float)v;
 }
 
-/* R = exp(S) for b >= 4 into out (the stored layout: out[c * rot_dims + r]). */
-static void rotation_scaling_squaring(const double *s, int64_t b, float *out, int64_t rot_dims) {
+/* R = exp(S) of one block (generators at gens_block, axes axis_stride floats apart) for b >= 4 into out (the
+ * stored layout: out[c * rot_dims + r]), with 5 matrices of b x ld floats in scratch. */
+static void rotation_scaling_squaring(const posattn_liere_rot_token *t, const float *gens_block, int64_t axis_stride,
+                                      float *out, float *scratch) {
+    const int64_t b = t->block, rot_dims = t->rot_dims;
     const int64_t ld = ((b + LIERE_W - 1) / LIERE_W) * LIERE_W;
-    float m0[LIERE_MAT_FLOATS], m1[LIERE_MAT_FLOATS], m2[LIERE_MAT_FLOATS], m3[LIERE_MAT_FLOATS],
-        m4[LIERE_MAT_FLOATS];
+    float *m0 = scratch, *m1 = m0 + b * ld, *m2 = m1 + b * ld, *m3 = m2 + b * ld, *m4 = m3 + b * ld;
     const size_t bytes = (size_t)(b * ld) * sizeof(float);
 
-    double norm = 0.0; /* ||S||_1: largest column sum (S is skew, so also the largest row sum) */
+    /* ||S||_1: largest column sum (S is skew, so also the largest row sum). Upper entry (r, c) adds to column c
+     * at row r and, as (c, r), to column r at row c: walking the upper triangle row by row, every column receives
+     * its rows in increasing order, the order of a column walk, so the sums round as that walk would. */
+    double col_sum[POSATTN_LIERE_MAX_BLOCK];
+    for (int64_t c = 0; c < b; ++c) col_sum[c] = 0.0;
+    for (int64_t r = 0, e = 0; r < b; ++r) {
+        for (int64_t c = r + 1; c < b; ++c, ++e) {
+            const double v = fabs(exponent_upper(t, gens_block, axis_stride, e));
+            col_sum[c] += v;
+            col_sum[r] += v;
+        }
+    }
+    double norm = 0.0;
     for (int64_t c = 0; c < b; ++c) {
-        double sum = 0.0;
-        for (int64_t r = 0; r < b; ++r) sum += fabs(s[r * b + c]);
-        if (!(sum <= norm)) norm = sum; /* NaN wins */
+        if (!(col_sum[c] <= norm)) norm = col_sum[c]; /* NaN wins */
     }
     int sq = 0;
     if (norm > 0.5) {
@@ -154,8 +164,13 @@ static void rotation_scaling_squaring(const double *s, int64_t b, float *out, in
     /* m0 = A, padded with zeros. */
     const double scale = ldexp(1.0, -sq); /* exact: a power of two */
     memset(m0, 0, bytes);
-    for (int64_t r = 0; r < b; ++r)
-        for (int64_t c = 0; c < b; ++c) m0[r * ld + c] = to_f32_flushed(s[r * b + c] * scale);
+    for (int64_t r = 0, e = 0; r < b; ++r) {
+        for (int64_t c = r + 1; c < b; ++c, ++e) {
+            const double v = exponent_upper(t, gens_block, axis_stride, e) * scale;
+            m0[r * ld + c] = to_f32_flushed(v);
+            m0[c * ld + r] = to_f32_flushed(-v);
+        }
+    }
     gemm(m0, m0, m1, b, ld); /* A^2 */
     gemm(m1, m0, m2, b, ld); /* A^3 */
     gemm(m1, m1, m3, b, ld); /* A^4 */
@@ -269,10 +284,8 @@ void LIERE_FN(posattn_liere_rot_token_f32_)(const posattn_liere_rot_token *t) {
             }
             continue;
         }
-        double s[POSATTN_LIERE_MAX_BLOCK * POSATTN_LIERE_MAX_BLOCK];
         for (int64_t j = 0; j < nb; ++j) {
-            exponent_f64(t, gens_set + j * tri, nb * tri, s);
-            rotation_scaling_squaring(s, b, out + j * b, d);
+            rotation_scaling_squaring(t, gens_set + j * tri, nb * tri, out + j * b, t->scratch);
         }
     }
 }
@@ -281,7 +294,8 @@ void LIERE_FN(posattn_liere_rot_token_f32_)(const posattn_liere_rot_token *t) {
 /* Apply                                                                                                        */
 /* ---------------------------------------------------------------------------------------------------------- */
 
-/* Heads processed together by a register tile (an ISA with many registers may ask for more). */
+/* Heads processed together by a register tile: the SIMD ISAs set 6 (their LIERE_HEADS), the scalar reference
+ * keeps 4. */
 #ifndef LIERE_HEADS
 #define LIERE_HEADS 4
 #endif
@@ -416,9 +430,6 @@ static void apply_set(const posattn_liere_apply_token *t, const float *coef, int
     if (hb.n) apply_heads(coef, ld, n_dims, t->block, hb.x, hb.n, !batches);
 }
 
-/* Transposed coefficients are built in chunks of whole blocks, at most this many floats. */
-#define LIERE_TRANSPOSE_FLOATS 4096
-
 void LIERE_FN(posattn_liere_apply_token_f32_)(const posattn_liere_apply_token *t) {
     const int64_t b = t->block, d = t->rot_dims;
     for (int64_t g = 0; g < t->n_gen; ++g) {
@@ -427,9 +438,9 @@ void LIERE_FN(posattn_liere_apply_token_f32_)(const posattn_liere_apply_token *t
             apply_set(t, coef, d, 0, d, g);
             continue;
         }
-        /* R^T: C'[c][j*b + r] = R_j[c][r] = C[r][j*b + c]. */
-        _Alignas(64) float tc[LIERE_TRANSPOSE_FLOATS];
-        int64_t blocks = LIERE_TRANSPOSE_FLOATS / (b * b);
+        /* R^T: C'[c][j*b + r] = R_j[c][r] = C[r][j*b + c], in the caller's scratch (16 KiB for b = 64). */
+        float *tc = t->scratch;
+        int64_t blocks = POSATTN_LIERE_TRANSPOSE_FLOATS / (b * b);
         if (blocks < 1) blocks = 1;
         const int64_t chunk = blocks * b;
         for (int64_t off = 0; off < d; off += chunk) {

@@ -6,15 +6,17 @@
  * all the buffers of a small valid call (3 tokens; q with 2 heads and k with 1 head of 8 dims, dims 2..5 rotated
  * in blocks of 2; 2 position axes). The arena is filled with a pattern, each case changes one argument of the valid
  * baseline and expects one status, and the arena must be byte-for-byte unchanged afterwards: neither q, k nor rot
- * was written. Valid neighbours of the refused values must still succeed. posattn_liere_rotation_size and
- * posattn_alibi_split_heads have small tables of their own (as the slopes in test_errors.c). Everything runs
- * under every ISA.
+ * was written. The scratch (needed backward and for blocks >= 4) is an exact-size buffer of its own, which a
+ * refused call must leave untouched too. Valid neighbours of the refused values must still succeed.
+ * posattn_liere_rotation_size, posattn_liere_scratch_size and posattn_alibi_split_heads have small tables of their
+ * own (as the slopes in test_errors.c). Everything runs under every ISA.
  *
  * Rows marked "Regression" expect what include/posattn.h documents where the library once did something else.
  */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "support.h"
@@ -30,6 +32,33 @@ enum {
     AT_OUT_ROT = 224, /* posattn_liere_rotations' output, 24 (up to 48) */
     AT_END = 272
 };
+
+/* The scratch of both functions does not fit an arena: its own exact-size allocation (AddressSanitizer sees an
+ * access past it), filled with the untouched pattern before each call and checked after each refused one. Its
+ * size is posattn_liere_scratch_size for every block below (2, 4, 8), which test_scratch_size_errors checks. */
+enum { SCRATCH_FLOATS = 4096 };
+static float *scratch_buf;
+
+static void scratch_open(void) {
+    scratch_buf = malloc(SCRATCH_FLOATS * sizeof(float));
+    ck_assert_ptr_nonnull(scratch_buf);
+}
+
+static void scratch_close(void) {
+    free(scratch_buf);
+    scratch_buf = NULL;
+}
+
+static void scratch_expect_untouched(posattn_status expected, const char *fn, const char *change, int line) {
+    if (expected == POSATTN_OK) return;
+    for (int64_t i = 0; i < SCRATCH_FLOATS; ++i) {
+        if (!same_bits(scratch_buf[i], untouched_pattern())) {
+            CHECK(0, "isa %s, line %d, %s with `%s`: refused but wrote scratch[%lld]",
+                  posattn_isa_name(posattn_active_isa()), line, fn, change, (long long)i);
+            return;
+        }
+    }
+}
 
 static const int64_t BIG = INT64_C(1) << 62;
 
@@ -50,6 +79,8 @@ typedef struct apply_call {
     int64_t k_heads, k_tok_stride, k_head_stride;
     const float *rot;
     int64_t rot_tok_stride, n_gen_heads;
+    float *scratch;
+    int64_t scratch_floats;
     posattn_liere_options options;
     int use_options;
     int64_t tok_begin, tok_end;
@@ -62,6 +93,7 @@ static apply_call apply_baseline(float *a) {
     c.q = a + AT_Q, c.q_heads = 2;
     c.k = a + AT_K, c.k_heads = 1;
     c.rot = a + AT_ROT, c.n_gen_heads = 1;
+    c.scratch = scratch_buf, c.scratch_floats = SCRATCH_FLOATS;
     c.use_options = 1, c.options.flags = POSATTN_LIERE_BACKWARD;
     c.tok_begin = 0, c.tok_end = 3;
     return c;
@@ -69,12 +101,13 @@ static apply_call apply_baseline(float *a) {
 
 static void expect_apply(arena *ar, const apply_call *c, posattn_status expected, const char *change, int line) {
     arena_reset(ar);
-    posattn_status st = posattn_liere_apply(c->n_tok, c->head_dim, c->rot_offset, c->rot_dims, c->block, c->q,
-                                            c->q_heads, c->q_tok_stride, c->q_head_stride, c->k, c->k_heads,
-                                            c->k_tok_stride, c->k_head_stride, c->rot, c->rot_tok_stride,
-                                            c->n_gen_heads, c->use_options ? &c->options : NULL, c->tok_begin,
-                                            c->tok_end);
+    fill_untouched(scratch_buf, SCRATCH_FLOATS);
+    posattn_status st = posattn_liere_apply(
+        c->n_tok, c->head_dim, c->rot_offset, c->rot_dims, c->block, c->q, c->q_heads, c->q_tok_stride,
+        c->q_head_stride, c->k, c->k_heads, c->k_tok_stride, c->k_head_stride, c->rot, c->rot_tok_stride,
+        c->n_gen_heads, c->scratch, c->scratch_floats, c->use_options ? &c->options : NULL, c->tok_begin, c->tok_end);
     arena_expect(ar, st, expected, "liere_apply", change, line);
+    scratch_expect_untouched(expected, "liere_apply", change, line);
 }
 
 #define APPLY_CASE(expected, ...)                                                                                  \
@@ -89,6 +122,7 @@ static void expect_apply(arena *ar, const apply_call *c, posattn_status expected
 START_TEST(test_apply_errors) {
     arena ar;
     arena_open(&ar, ARENA_FLOATS);
+    scratch_open();
     FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         /* The baseline and valid neighbours of the refused values below. */
@@ -209,8 +243,23 @@ START_TEST(test_apply_errors) {
         APPLY_CASE(POSATTN_ERR_OVERLAP, c.k = a + AT_Q, c.k_heads = 2);
         APPLY_CASE(POSATTN_ERR_OVERLAP, c.k = a + AT_Q + 1, c.k_tok_stride = 16); /* equal strides, shifted */
         APPLY_CASE(POSATTN_ERR_OVERLAP, c.k = a + AT_Q + 11, c.q_tok_stride = 24, c.k_tok_stride = 24); /* packed */
+
+        /* Scratch: needed backward only (the baseline); forward ignores both scratch arguments. */
+        APPLY_CASE(POSATTN_OK, c.use_options = 0, c.scratch = NULL, c.scratch_floats = -1);
+        APPLY_CASE(POSATTN_OK, c.options.flags = 0, c.scratch = a + AT_Q, c.scratch_floats = 0);
+        APPLY_CASE(POSATTN_OK, c.scratch_floats = INT64_MAX);
+        APPLY_CASE(POSATTN_ERR_NULL, c.scratch = NULL);
+        APPLY_CASE(POSATTN_ERR_SIZE, c.scratch_floats = SCRATCH_FLOATS - 1);
+        APPLY_CASE(POSATTN_ERR_SIZE, c.scratch_floats = 0);
+        APPLY_CASE(POSATTN_ERR_SIZE, c.scratch_floats = INT64_MIN);
+        APPLY_CASE(POSATTN_ERR_SIZE, c.block = 8, c.rot_offset = 0, c.rot_dims = 8, c.scratch_floats = 64);
+        APPLY_CASE(POSATTN_ERR_OVERLAP, c.scratch = a + AT_Q + 45);   /* q's last rotated float */
+        APPLY_CASE(POSATTN_ERR_OVERLAP, c.scratch = a + AT_K + 20);   /* k */
+        APPLY_CASE(POSATTN_ERR_OVERLAP, c.scratch = a + AT_ROT + 23); /* rot's last float */
+        APPLY_CASE(POSATTN_ERR_OVERLAP, c.scratch = a + AT_ROT + 23, c.k = NULL);
     }
     arena_close(&ar);
+    scratch_close();
 }
 END_TEST
 
@@ -218,6 +267,7 @@ END_TEST
 START_TEST(test_apply_regressions) {
     arena ar;
     arena_open(&ar, ARENA_FLOATS);
+    scratch_open();
     FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         /* Regression (UBSan): one token with huge equal token strides and q sharing bytes with k. The packed-qkv
@@ -232,6 +282,7 @@ START_TEST(test_apply_regressions) {
                    c.head_dim = BIG + 2, c.rot_offset = BIG, c.rot_dims = 2);
     }
     arena_close(&ar);
+    scratch_close();
 }
 END_TEST
 
@@ -246,6 +297,8 @@ typedef struct rotations_call {
     const float *gens;
     float *rot;
     int64_t rot_tok_stride;
+    float *scratch;
+    int64_t scratch_floats;
     posattn_liere_options options;
     int use_options;
     int64_t tok_begin, tok_end;
@@ -256,6 +309,7 @@ static rotations_call rotations_baseline(float *a) {
     memset(&c, 0, sizeof c);
     c.n_tok = 3, c.n_axes = 2, c.pos = a + AT_POS;
     c.n_gen_heads = 1, c.block = 2, c.rot_dims = 4, c.gens = a + AT_GENS, c.rot = a + AT_OUT_ROT;
+    c.scratch = scratch_buf, c.scratch_floats = SCRATCH_FLOATS;
     c.use_options = 1;
     c.tok_begin = 0, c.tok_end = 3;
     return c;
@@ -264,10 +318,13 @@ static rotations_call rotations_baseline(float *a) {
 static void expect_rotations(arena *ar, const rotations_call *c, posattn_status expected, const char *change,
                              int line) {
     arena_reset(ar);
-    posattn_status st = posattn_liere_rotations(c->n_tok, c->n_axes, c->pos, c->pos_stride, c->n_gen_heads, c->block,
-                                                c->rot_dims, c->gens, c->rot, c->rot_tok_stride,
-                                                c->use_options ? &c->options : NULL, c->tok_begin, c->tok_end);
+    fill_untouched(scratch_buf, SCRATCH_FLOATS);
+    posattn_status st =
+        posattn_liere_rotations(c->n_tok, c->n_axes, c->pos, c->pos_stride, c->n_gen_heads, c->block, c->rot_dims,
+                                c->gens, c->rot, c->rot_tok_stride, c->scratch, c->scratch_floats,
+                                c->use_options ? &c->options : NULL, c->tok_begin, c->tok_end);
     arena_expect(ar, st, expected, "liere_rotations", change, line);
+    scratch_expect_untouched(expected, "liere_rotations", change, line);
 }
 
 #define ROTATIONS_CASE(expected, ...)                                                                              \
@@ -282,6 +339,7 @@ static void expect_rotations(arena *ar, const rotations_call *c, posattn_status 
 START_TEST(test_rotations_errors) {
     arena ar;
     arena_open(&ar, ARENA_FLOATS);
+    scratch_open();
     FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         /* The baseline and valid neighbours of the refused values below. */
@@ -366,8 +424,20 @@ START_TEST(test_rotations_errors) {
         ROTATIONS_CASE(POSATTN_ERR_OVERLAP, c.pos = a + AT_OUT_ROT + 23);
         ROTATIONS_CASE(POSATTN_ERR_OVERLAP, c.gens = a + AT_OUT_ROT + 20);
         ROTATIONS_CASE(POSATTN_ERR_OVERLAP, c.pos_stride = 3, c.pos = a + AT_OUT_ROT - 7); /* last coordinate */
+
+        /* Scratch: needed for block >= 4 only; the closed forms of block 2 ignore both scratch arguments. */
+        ROTATIONS_CASE(POSATTN_OK, c.scratch = NULL, c.scratch_floats = -1);
+        ROTATIONS_CASE(POSATTN_OK, c.scratch = a + AT_OUT_ROT, c.scratch_floats = 0);
+        ROTATIONS_CASE(POSATTN_OK, c.block = 4, c.scratch_floats = INT64_MAX);
+        ROTATIONS_CASE(POSATTN_ERR_NULL, c.block = 4, c.scratch = NULL);
+        ROTATIONS_CASE(POSATTN_ERR_SIZE, c.block = 4, c.scratch_floats = SCRATCH_FLOATS - 1);
+        ROTATIONS_CASE(POSATTN_ERR_SIZE, c.block = 4, c.scratch_floats = -1);
+        ROTATIONS_CASE(POSATTN_ERR_OVERLAP, c.block = 4, c.scratch = a + AT_POS + 5); /* pos's last float */
+        ROTATIONS_CASE(POSATTN_ERR_OVERLAP, c.block = 4, c.scratch = a + AT_GENS);
+        ROTATIONS_CASE(POSATTN_ERR_OVERLAP, c.block = 4, c.scratch = a + AT_OUT_ROT + 47); /* rot's last float */
     }
     arena_close(&ar);
+    scratch_close();
 }
 END_TEST
 
@@ -435,6 +505,41 @@ START_TEST(test_rotation_size_errors) {
 END_TEST
 
 /* ------------------------------------------------------------------------------------------------------------ */
+/* posattn_liere_scratch_size                                                                                     */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+START_TEST(test_scratch_size_errors) {
+    static const struct {
+        int64_t block;
+        int null_output;
+        posattn_status expected;
+        int64_t size; /* when OK: the header's formula, max(4096, 5 b (b rounded up to 16)) for b >= 4 */
+    } cases[] = {
+        {2, 0, POSATTN_OK, 4096},      {3, 0, POSATTN_OK, 4096},      {4, 0, POSATTN_OK, 4096},
+        {8, 0, POSATTN_OK, 4096},      {25, 0, POSATTN_OK, 4096},     {26, 0, POSATTN_OK, 4160},
+        {33, 0, POSATTN_OK, 7920},     {48, 0, POSATTN_OK, 11520},    {64, 0, POSATTN_OK, 20480},
+        {4, 1, POSATTN_ERR_NULL, 0},   {1, 0, POSATTN_ERR_BLOCK, 0},  {0, 0, POSATTN_ERR_BLOCK, 0},
+        {-2, 0, POSATTN_ERR_BLOCK, 0}, {65, 0, POSATTN_ERR_BLOCK, 0}, {INT64_MIN, 0, POSATTN_ERR_BLOCK, 0},
+    };
+    const int64_t canary = INT64_C(0x5A5A5A5AA5A5A5A5);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; ++k) {
+        int64_t got = canary;
+        posattn_status st = posattn_liere_scratch_size(cases[k].block, cases[k].null_output ? NULL : &got);
+        CHECK(st == cases[k].expected, "scratch_size(%" PRId64 "): returned %s, expected %s", cases[k].block,
+              posattn_status_string(st), posattn_status_string(cases[k].expected));
+        CHECK(got == (cases[k].expected == POSATTN_OK ? cases[k].size : canary), "scratch_size(%" PRId64 "): %" PRId64,
+              cases[k].block, got);
+    }
+    /* The argument tables above hold one scratch for blocks 2, 4 and 8. */
+    for (int64_t b = 2; b <= 8; b *= 2) {
+        int64_t floats = 0;
+        CHECK(posattn_liere_scratch_size(b, &floats) == POSATTN_OK && floats <= SCRATCH_FLOATS,
+              "SCRATCH_FLOATS below posattn_liere_scratch_size(%" PRId64 ")", b);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------------------------------------------------------ */
 /* posattn_alibi_split_heads                                                                                      */
 /* ------------------------------------------------------------------------------------------------------------ */
 
@@ -493,6 +598,7 @@ static Suite *errors_liere_suite(void) {
     tcase_add_test(tc, test_apply_regressions);
     tcase_add_test(tc, test_rotations_errors);
     tcase_add_test(tc, test_rotation_size_errors);
+    tcase_add_test(tc, test_scratch_size_errors);
     tcase_add_test(tc, test_split_heads_errors);
     suite_add_tcase(s, tc);
     return s;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "liere_scratch.h"
 #include "support.h"
 
 /* The region: LEAD floats before base (a signed 32-bit index would land below base), then up to 2^32 + 2^28
@@ -522,9 +523,10 @@ START_TEST(test_liere_rotations_stride) {
     FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         fill_untouched(compact, 2 * L_PER_TOKEN);
-        expect_ok(posattn_liere_rotations(2, 2, pos, 0, 1, LB, LD, gens, compact, 0, NULL, 1, 2), "compact rotations");
+        expect_ok(posattn_liere_rotations(2, 2, pos, 0, 1, LB, LD, gens, compact, 0, LIERE_SCRATCH(LB), NULL, 1, 2),
+                  "compact rotations");
         fill_windows(r->base, &l);
-        expect_ok(posattn_liere_rotations(2, 2, pos, 0, 1, LB, LD, gens, r->base, ts, NULL, 1, 2),
+        expect_ok(posattn_liere_rotations(2, 2, pos, 0, 1, LB, LD, gens, r->base, ts, LIERE_SCRATCH(LB), NULL, 1, 2),
                   "rotations, rot_tok_stride 2^32+8");
         check_windows(r->base, &l, compact, "rotations, rot_tok_stride 2^32+8");
     }
@@ -544,15 +546,16 @@ START_TEST(test_liere_apply_packed_stride) {
     add_row(&l, ts, 24, 24);
     FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
-        expect_ok(posattn_liere_rotations(2, 2, pos, 0, 1, LB, LD, gens, rot, 0, NULL, 0, 2), "rotations");
+        expect_ok(posattn_liere_rotations(2, 2, pos, 0, 1, LB, LD, gens, rot, 0, LIERE_SCRATCH(LB), NULL, 0, 2),
+                  "rotations");
         memcpy(compact, input, sizeof compact);
-        expect_ok(posattn_liere_apply(2, LD, 0, LD, LB, compact, 2, 24, 0, compact + 16, 1, 24, 0, rot, 0, 1, NULL, 1,
-                                      2),
+        expect_ok(posattn_liere_apply(2, LD, 0, LD, LB, compact, 2, 24, 0, compact + 16, 1, 24, 0, rot, 0, 1, NULL, 0,
+                                      NULL, 1, 2),
                   "compact apply");
         fill_windows(r->base, &l);
         place_inputs(r->base, &l, input);
-        expect_ok(posattn_liere_apply(2, LD, 0, LD, LB, r->base, 2, ts, 0, r->base + 16, 1, ts, 0, rot, 0, 1, NULL, 1,
-                                      2),
+        expect_ok(posattn_liere_apply(2, LD, 0, LD, LB, r->base, 2, ts, 0, r->base + 16, 1, ts, 0, rot, 0, 1, NULL, 0,
+                                      NULL, 1, 2),
                   "apply, packed q/k at token stride 2^32+32");
         check_windows(r->base, &l, compact, "apply, packed q/k at token stride 2^32+32");
     }
@@ -573,13 +576,16 @@ START_TEST(test_liere_apply_head_stride) {
     o.flags = POSATTN_LIERE_BACKWARD;
     FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
-        expect_ok(posattn_liere_rotations(1, 2, pos, 0, 1, LB, LD, gens, rot, 0, NULL, 0, 1), "rotations");
+        expect_ok(posattn_liere_rotations(1, 2, pos, 0, 1, LB, LD, gens, rot, 0, LIERE_SCRATCH(LB), NULL, 0, 1),
+                  "rotations");
         memcpy(compact, input, sizeof compact);
-        expect_ok(posattn_liere_apply(1, LD, 0, LD, LB, compact, 2, 0, 0, NULL, 0, 0, 0, rot, 0, 1, &o, 0, 1),
+        expect_ok(posattn_liere_apply(1, LD, 0, LD, LB, compact, 2, 0, 0, NULL, 0, 0, 0, rot, 0, 1, LIERE_SCRATCH(LB),
+                                      &o, 0, 1),
                   "compact apply");
         fill_windows(r->base, &l);
         place_inputs(r->base, &l, input);
-        expect_ok(posattn_liere_apply(1, LD, 0, LD, LB, r->base, 2, 0, hs, NULL, 0, 0, 0, rot, 0, 1, &o, 0, 1),
+        expect_ok(posattn_liere_apply(1, LD, 0, LD, LB, r->base, 2, 0, hs, NULL, 0, 0, 0, rot, 0, 1, LIERE_SCRATCH(LB),
+                                      &o, 0, 1),
                   "apply, q_head_stride 2^32+8");
         check_windows(r->base, &l, compact, "apply, q_head_stride 2^32+8");
     }
@@ -592,17 +598,18 @@ START_TEST(test_liere_refused) {
     liere_inputs(pos, gens);
     FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
-        ck_assert_int_eq(posattn_liere_rotations(2, 2, pos, 0, 1, LB, LD, gens, rot, 0, NULL, 0, 2), POSATTN_OK);
+        ck_assert_int_eq(posattn_liere_rotations(2, 2, pos, 0, 1, LB, LD, gens, rot, 0, LIERE_SCRATCH(LB), NULL, 0, 2),
+                         POSATTN_OK);
         const layout none = {.n_rows = 0};
         fill_windows(r->base, &none);
-        expect_overflow(posattn_liere_rotations(INT64_C(1) << 33, 1, pos, 0, 1, LB, LD, gens, r->base,
-                                                INT64_C(1) << 31, NULL, 0, 1),
+        expect_overflow(posattn_liere_rotations(INT64_C(1) << 33, 1, pos, 0, 1, LB, LD, gens, r->base, INT64_C(1) << 31,
+                                                LIERE_SCRATCH(LB), NULL, 0, 1),
                         r->base, "rotations, n_tok * rot_tok_stride > INT64_MAX");
         expect_overflow(posattn_liere_apply(INT64_C(1) << 33, LD, 0, LD, LB, r->base, 1, INT64_C(1) << 31, 0, NULL, 0,
-                                            0, 0, rot, 0, 1, NULL, 0, 1),
+                                            0, 0, rot, 0, 1, NULL, 0, NULL, 0, 1),
                         r->base, "apply, n_tok * q_tok_stride > INT64_MAX");
-        expect_overflow(posattn_liere_apply(2, LD, 0, LD, LB, r->base, 1, INT64_C(1) << 61, 0, NULL, 0, 0, 0, rot, 0,
-                                            1, NULL, 0, 1),
+        expect_overflow(posattn_liere_apply(2, LD, 0, LD, LB, r->base, 1, INT64_C(1) << 61, 0, NULL, 0, 0, 0, rot, 0, 1,
+                                            NULL, 0, NULL, 0, 1),
                         r->base, "apply, 2^64 bytes");
     }
 }
