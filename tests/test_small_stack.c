@@ -76,14 +76,17 @@ int main(void) {
         return 2;
     }
     int failures = 0, tested = 0;
-    for (int isa = POSATTN_ISA_SCALAR; isa < POSATTN_ISA_COUNT; ++isa) {
-        if (posattn_force_isa((posattn_isa)isa) != POSATTN_OK) continue;
+    posattn_isa listed[POSATTN_ISA_COUNT];
+    const int n_listed = posattn_isa_list(listed, POSATTN_ISA_COUNT);
+    for (int k = 0; k < n_listed; ++k) {
+        const posattn_isa isa = listed[k];
+        if (posattn_force_isa(isa) != POSATTN_OK) continue; /* not supported on this CPU */
         ++tested;
         run here = run_new(pos, gens, x_in, scratch_floats), small = run_new(pos, gens, x_in, scratch_floats);
         liere_calls(&here);
         pthread_t thread;
         if (pthread_create(&thread, &attr, liere_calls, &small) || pthread_join(thread, NULL)) return 2;
-        const char *name = posattn_isa_name((posattn_isa)isa);
+        const char *name = posattn_isa_name(isa);
         if (here.status != POSATTN_OK || small.status != POSATTN_OK) {
             fprintf(stderr, "isa %s: status %s on the main thread, %s on the small stack\n", name,
                     posattn_status_string(here.status), posattn_status_string(small.status));
