@@ -300,6 +300,15 @@ static double bias_of(const attn_buffers *b, int64_t h, int64_t i, int64_t j) {
     return -m * dist;
 }
 
+/* The axes of non-zero weight of head h when its N-D bias is on (0 for 1-D positions or no bias). */
+static int nd_kept_axes(const attn_buffers *b, int64_t h) {
+    const float *slopes = slopes_of(b);
+    if (b->c.nd_axes < 2 || !slopes || slopes[h] == 0.0f || (b->o.flags & POSATTN_MASK_TIMES_SLOPE)) return 0;
+    int kept = 0;
+    for (int64_t a = 0; a < b->pos.axes; ++a) kept += b->pos.weights[h * b->pos.axes + a] != 0.0f;
+    return kept;
+}
+
 static double mask_entry(const attn_buffers *b, int64_t h, int64_t i, int64_t j) {
     const posattn_softmax_options *o = &b->o;
     const int64_t at = h * o->mask_head_stride + i * stride_or(o->mask_row_stride, b->c.nk) + j;
@@ -321,19 +330,22 @@ typedef struct expected {
 /*
  * include/posattn.h, posattn_attention, "Accuracy":
  *     |O_d - O*_d| <= ((dk + 10) max_j A_j + 10 L + 2 max_j d_j + B + 60) u V_d + nk 2^-62 max_j |v_jd|
+ *                      + (2 nk + 1) 2^-150
  * A_j = |scale| sum_d |q_d k_jd| (the capped |score| with a softcap), L = max(max_j L_j, |sink|) with
  * L_j = A_j + |bias_j| + |mask term_j|, d_j <= 44 the gaps of the weights kept (measured here from the largest
- * valid logit, which the kernels' flush refers to), B = POSATTN_ATTENTION_BLOCK.
+ * valid logit, which the kernels' flush refers to), B = POSATTN_ATTENTION_BLOCK. N-D rows: 20 L in place of 10 L.
  */
-static double attention_bound(int64_t dk, double A, double L, double dmax, double V, int64_t nk, double vmax) {
+static double attention_bound(int64_t dk, double A, double L, int nd, double dmax, double V, int64_t nk,
+                              double vmax) {
     const double u = UNIT_ROUNDOFF;
-    return ((double)(dk + 10) * A + 10.0 * L + 2.0 * dmax + POSATTN_ATTENTION_BLOCK + 60.0) * u * V +
-           (double)nk * 0x1p-62 * vmax;
+    return ((double)(dk + 10) * A + (nd ? 20.0 : 10.0) * L + 2.0 * dmax + POSATTN_ATTENTION_BLOCK + 60.0) * u * V +
+           (double)nk * 0x1p-62 * vmax + (double)(2 * nk + 1) * 0x1p-150;
 }
 
-/* lse: posattn_alibi_softmax's |lse - lse*| <= (11 L + 20) u + u |lse*| with (dk + 10) A in place of its 10 L. */
-static double attention_lse_bound(int64_t dk, double A, double L, double lse_exact) {
-    return ((double)(dk + 10) * A + L + 20.0) * UNIT_ROUNDOFF + UNIT_ROUNDOFF * fabs(lse_exact);
+/* |lse - lse*| <= ((dk + 10) max_j A_j + L + 20) u + u |lse*|: posattn_alibi_softmax's (11 L + 20) u + u |lse*| with
+ * (dk + 10) A in place of its 10 L. N-D rows (two or more axes of non-zero weight, slope not 0): 20 L and 11 L. */
+static double attention_lse_bound(int64_t dk, double A, double L, int nd, double lse_exact) {
+    return ((double)(dk + 10) * A + (nd ? 11.0 : 1.0) * L + 20.0) * UNIT_ROUNDOFF + UNIT_ROUNDOFF * fabs(lse_exact);
 }
 
 static void expected_free(expected *e) {
@@ -357,6 +369,7 @@ static expected oracle_attention(const attn_buffers *b) {
     const int mts = (o->flags & POSATTN_MASK_TIMES_SLOPE) != 0;
     for (int64_t r = 0; r < e.rows; ++r) {
         const int64_t h = r / nq, i = r % nq, g = h / G, diagonal = i + nk - nq;
+        const int nd_row = nd_kept_axes(b, h) >= 2;
         double mx = -INFINITY, A = 0.0, L = o->sinks ? fabs((double)o->sinks[h]) : 0.0;
         int nan = 0;
         for (int64_t j = 0; j < nk; ++j) {
@@ -406,10 +419,10 @@ static expected oracle_attention(const attn_buffers *b) {
         dmax = fmin(dmax, 44.0);
         for (int64_t d = 0; d < dv; ++d) {
             orow[d] /= sum, vrow[d] /= sum;
-            e.bound[r * dv + d] = attention_bound(dk, A, L, dmax, vrow[d], nk, vmax[d]);
+            e.bound[r * dv + d] = attention_bound(dk, A, L, nd_row, dmax, vrow[d], nk, vmax[d]);
         }
         e.lse[r] = mx + log(sum);
-        e.lse_bnd[r] = attention_lse_bound(dk, A, L, e.lse[r]);
+        e.lse_bnd[r] = attention_lse_bound(dk, A, L, nd_row, e.lse[r]);
     }
     free(x), free(vmax), free(valid);
     return e;
