@@ -118,8 +118,12 @@ static void check_row(const call *c, int64_t r, const float *out, const float *l
                              kv_value(t->k, t->k_type, j * c->k_tok + g * c->k_head + d);
             s += p, s_abs += fabs(p);
         }
-        double xj = (double)c->scale * s, Aj = fabs((double)c->scale) * s_abs;
-        if (use_o && o->softcap > 0.0f) xj = (double)o->softcap * tanh(xj / (double)o->softcap), Aj = fabs(xj);
+        /* A_j is the uncapped magnitude (the cap shrinks the dot product's error, never the reverse); L_j takes
+         * the capped score, as posattn_alibi_softmax's L. */
+        double xj = (double)c->scale * s;
+        const double Aj = fabs((double)c->scale) * s_abs;
+        if (use_o && o->softcap > 0.0f) xj = (double)o->softcap * tanh(xj / (double)o->softcap);
+        const double Lx = (use_o && o->softcap > 0.0f) ? fabs(xj) : Aj;
         int kept = 0;
         double m = 0.0, bias = 0.0;
         if (c->slopes && !mts) bias = fz_oracle_bias(c->slopes, &c->pos, nq, nk, h, i, j, &kept, &m);
@@ -129,7 +133,7 @@ static void check_row(const call *c, int64_t r, const float *out, const float *l
         /* The float32 dot product forms the unscaled sum: it may overflow even when scale makes it small. */
         mid = fmax(mid, fmax(m, fmax(s_abs, fabs((double)c->scale) * s_abs)));
         A = fmax(A, Aj);
-        L = fmax(L, Aj + fabs(bias) + fabs(mterm));
+        L = fmax(L, Lx + fabs(bias) + fabs(mterm));
         xj += bias + mterm;
         x[j] = xj;
         if (isnan(xj)) nan_row = 1;

@@ -710,7 +710,8 @@ typedef struct posattn_attention_tensors {
  *     |O_d - O*_d| <= ((dk + 10) max_j A_j + 10 L + 2 max_j d_j + B + 60) u V_d + nk 2^-62 max_j |v_jd|
  *                      + (2 nk + 1) 2^-150
  * with B = POSATTN_ATTENTION_BLOCK and d_j <= 44 the logit gaps of the weights kept (the others are flushed);
- * with a softcap the first term uses the capped score. lse obeys the bound of posattn_alibi_softmax plus the dot
+ * with a softcap L_j takes the capped score |x_j| in place of A_j (the dot product's term keeps A_j: the cap only
+ * shrinks its error). lse obeys the bound of posattn_alibi_softmax plus the dot
  * products' term: |lse - lse*| <= ((dk + 10) max_j A_j + 11 L + 20) u + u |lse*|. N-D positions (A >= 2 axes of
  * non-zero weight), whose bias carries up to 6 u |bias_j|: 20 L in place of 10 L, and 21 L in place of 11 L, as in
  * posattn_alibi_softmax. Derivation: the dot product is within dk u A_j (float32, any order); the

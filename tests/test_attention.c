@@ -331,8 +331,8 @@ typedef struct expected {
  * include/posattn.h, posattn_attention, "Accuracy":
  *     |O_d - O*_d| <= ((dk + 10) max_j A_j + 10 L + 2 max_j d_j + B + 60) u V_d + nk 2^-62 max_j |v_jd|
  *                      + (2 nk + 1) 2^-150
- * A_j = |scale| sum_d |q_d k_jd| (the capped |score| with a softcap), L = max(max_j L_j, |sink|) with
- * L_j = A_j + |bias_j| + |mask term_j|, d_j <= 44 the gaps of the weights kept (measured here from the largest
+ * A_j = |scale| sum_d |q_d k_jd|, L = max(max_j L_j, |sink|) with L_j = A_j (the capped |score| with a softcap)
+ * + |bias_j| + |mask term_j|, d_j <= 44 the gaps of the weights kept (measured here from the largest
  * valid logit, which the kernels' flush refers to), B = POSATTN_ATTENTION_BLOCK. N-D rows: 20 L in place of 10 L.
  */
 static double attention_bound(int64_t dk, double A, double L, int nd, double dmax, double V, int64_t nk,
@@ -383,15 +383,18 @@ static expected oracle_attention(const attn_buffers *b) {
                 const double p = q_value(b, h, i, d) * k_value(b, g, j, d);
                 s += p, s_abs += fabs(p);
             }
-            double xj = (double)b->scale * s, Aj = fabs((double)b->scale) * s_abs;
-            if (o->softcap > 0.0f) xj = (double)o->softcap * tanh(xj / (double)o->softcap), Aj = fabs(xj);
+            /* A_j uncapped (the cap only shrinks the dot product's error); L_j with the capped score. */
+            double xj = (double)b->scale * s;
+            const double Aj = fabs((double)b->scale) * s_abs;
+            if (o->softcap > 0.0f) xj = (double)o->softcap * tanh(xj / (double)o->softcap);
+            const double Lx = o->softcap > 0.0f ? fabs(xj) : Aj;
             const double bias = bias_of(b, h, i, j);
             const double mterm = o->mask ? (mts ? (double)slopes_of(b)[h] * mask : mask) : 0.0;
             xj += bias + mterm;
             x[j] = xj;
             if (isnan(xj)) nan = 1;
             A = fmax(A, Aj);
-            L = fmax(L, Aj + fabs(bias) + fabs(mterm));
+            L = fmax(L, Lx + fabs(bias) + fabs(mterm));
             if (xj > mx) mx = xj;
         }
         e.nan_row[r] = (unsigned char)nan;
