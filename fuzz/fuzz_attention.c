@@ -223,15 +223,15 @@ static posattn_status run(const call *c, float *out, float *lse, double **parts,
     const posattn_attention_tensors *tp = c->use_t ? &t : NULL;
     const posattn_positions *pp = c->pos.use ? &c->pos.p : NULL;
     const posattn_softmax_options *op = c->use_options ? &o : NULL;
-    if (c->mode == MODE_FULL) return posattn_attention(tp, c->scale, c->slopes, pp, op, c->rb, c->re);
     if (getenv("FZ_VERBOSE")) {
-        fprintf(stderr, "H %lld/%lld nq %lld nk %lld dk %lld dv %lld types %d/%d scale %g slopes %p pos %d ranges %d rows [%lld, %lld) flags %u softcap %g window %lld mask %p sinks %p\n",
-                (long long)t.n_heads, (long long)t.n_kv_heads, (long long)t.nq, (long long)t.nk, (long long)t.dk,
+        fprintf(stderr, "mode %d H %lld/%lld nq %lld nk %lld dk %lld dv %lld types %d/%d scale %g slopes %p pos %d ranges %d rows [%lld, %lld) flags %u softcap %g window %lld mask %p sinks %p\n",
+                c->mode, (long long)t.n_heads, (long long)t.n_kv_heads, (long long)t.nq, (long long)t.nk, (long long)t.dk,
                 (long long)t.dv, (int)t.k_type, (int)t.v_type, (double)c->scale, (const void *)c->slopes, c->pos.use,
                 c->n_ranges, (long long)c->rb, (long long)c->re, c->o.flags, (double)c->o.softcap,
                 (long long)c->o.window, c->o.mask, (const void *)c->o.sinks);
         for (int n = 0; n <= c->n_ranges; ++n) fprintf(stderr, "cut %lld\n", (long long)c->cuts[n]);
     }
+    if (c->mode == MODE_FULL) return posattn_attention(tp, c->scale, c->slopes, pp, op, c->rb, c->re);
     for (int n = 0; n < c->n_ranges; ++n) {
         unsigned char *before = malloc(part_bytes ? part_bytes : 1);
         memcpy(before, parts[n], part_bytes);

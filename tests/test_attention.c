@@ -892,14 +892,16 @@ START_TEST(test_empty_rows) {
     attn_case c = base_case(3, 1, 9, 4, 16, 16);
     c.flags = POSATTN_CAUSAL, c.lse = 1;
     run_case(&c, n++, CHECK_ROWS | CHECK_SPLIT, "empty rows, causal");
-    /* A mask of -inf everywhere (f16 and f32): every row empty; with sinks the sink is the whole mass, O = 0. */
+    /* A mask of -inf everywhere (f16 and f32): every row empty; with sinks the sink is the whole mass, O = 0; with
+     * sinks of -inf (sinks == 2) the rows stay empty, as in posattn_alibi_softmax: O = 0 and lse = -inf. */
     for (int m = MASK_F32; m <= MASK_F16_HEADS; ++m) {
-        for (int sinks = 0; sinks < 2; ++sinks) {
+        for (int sinks = 0; sinks < 3; ++sinks) {
             rng g = rng_seeded(test_case_seed(n));
             attn_buffers b;
             c = base_case(2, 2, 2, 20, 8, 8);
-            c.mask = m, c.lse = 1, c.sinks = sinks;
+            c.mask = m, c.lse = 1, c.sinks = sinks != 0;
             build_case(&c, &g, &b);
+            if (sinks == 2) ((float *)b.sinks.data)[0] = ((float *)b.sinks.data)[1] = -INFINITY;
             const int f16 = m >= MASK_F16;
             const int64_t ext = (int64_t)(b.mask.size / (f16 ? 2 : 4));
             for (int64_t e = 0; e < ext; ++e) {
@@ -915,7 +917,7 @@ START_TEST(test_empty_rows) {
                     const float *row = out_row(&b, b.out.data, r / 2, r % 2);
                     for (int d = 0; d < 8; ++d) CHECK(row[d] == 0.0f, "masked row %" PRId64 " not zero", r);
                     const float l = ((float *)b.lse.data)[r];
-                    if (sinks) CHECK(l == ((float *)b.sinks.data)[r / 2], "lse %g is not the sink", (double)l);
+                    if (sinks == 1) CHECK(l == ((float *)b.sinks.data)[r / 2], "lse %g is not the sink", (double)l);
                     else CHECK(l == -INFINITY, "lse %g, expected -inf", (double)l);
                 }
                 rng sg = rng_seeded(n);
