@@ -734,12 +734,18 @@ typedef struct posattn_attention_tensors {
  * A_j = |scale| * sum_d |q_d k_jd| (the magnitude of the score), L as in posattn_alibi_softmax with A_j in place of
  * |scale*S_j|, and V_d = sum_j P*_j |v_jd|. Then for every output element
  *     |O_d - O*_d| <= ((dk + 10) max_j A_j + 10 L + 2 max_j d_j + B + 60) u V_d + nk 2^-62 max_j |v_jd|
+ *                      + (2 nk + 1) 2^-150
  * with B = POSATTN_ATTENTION_BLOCK and d_j <= 44 the logit gaps of the weights kept (the others are flushed);
- * with a softcap the first term uses the capped score. lse obeys the bound of posattn_alibi_softmax with
- * (dk + 10) A in place of its 10 L term. Derivation: the dot product is within dk u A_j (float32, any order); the
+ * with a softcap L_j takes the capped score |x_j| in place of A_j (the dot product's term keeps A_j: the cap only
+ * shrinks its error). lse obeys the bound of posattn_alibi_softmax plus the dot
+ * products' term: |lse - lse*| <= ((dk + 10) max_j A_j + 11 L + 20) u + u |lse*|. N-D positions (A >= 2 axes of
+ * non-zero weight), whose bias carries up to 6 u |bias_j|: 20 L in place of 10 L, and 21 L in place of 11 L, as in
+ * posattn_alibi_softmax. Derivation: the dot product is within dk u A_j (float32, any order); the
  * logit then takes the softmax's roundings (4 u L_j); each weight is within (10 L + d_j + 22) u of its exact value
  * relative (as posattn_alibi_softmax, the running maximum cancelling in the ratio); each product p v and its
  * block sum add (B + 1) u relative to sum p |v|; the float64 stages and the final division add at most 3 u.
+ * The last term is underflow: with |v| below 2^-62 a product p v or a block sum may fall below FLT_MIN, and so
+ * may O itself, each rounded within 2^-150 absolute (the sums are divided by l >= 1).
  * The bound is worst case and first order in u; typical errors are a few u of V_d.
  *
  * Errors: NULL (t, q, k, v, out), SIZE, HEAD_DIM, KV_TYPE, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP, SCALE, SOFTCAP,

@@ -4,7 +4,8 @@
 #   scripts/fuzz.sh            60 s per target
 #   scripts/fuzz.sh 3600       a longer local run; new inputs go to build-fuzz/corpus/<target>/, crashes to
 #                              build-fuzz/crash-* (replay one: build-fuzz/fuzz/fuzz_<target> <file>)
-#   FUZZ_TARGETS="rope liere" scripts/fuzz.sh 600      some targets only (alibi_softmax alibi_bias rope liere)
+#   FUZZ_TARGETS="rope liere" scripts/fuzz.sh 600      some targets only (alibi_softmax alibi_bias rope liere
+#                                                  attention)
 #   FUZZ_RUNS=200000 scripts/fuzz.sh 60        a fixed number of inputs per target unless the time limit comes first
 #                                              (then it says so); with the fixed seed, the same inputs from the same
 #                                              corpus on the same ISAs. This is what CI runs.

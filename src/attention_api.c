@@ -328,7 +328,7 @@ posattn_status posattn_attention_merge(const posattn_attention_tensors *t, const
             if (mr > m) m = mr;
         }
         double sink_gap = -INFINITY;
-        if (o->sinks) {
+        if (o->sinks && o->sinks[h] != -INFINITY) { /* a -inf sink weighs 0: never -inf - (-inf) */
             const double sink = o->sinks[h];
             if (!(sink <= m)) m = sink; /* NaN sinks make the row NaN below */
             sink_gap = sink - m;

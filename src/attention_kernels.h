@@ -18,7 +18,8 @@
  * float64 across blocks. A NaN logit makes the row NaN (the compare is false for NaN, so it reaches the sums);
  * a block whose maximum is -inf adds nothing (never -inf - (-inf)).
  * Then, partial mode: row.partial = (m, l, a[0..dv)) in float64 (m = -inf, l = 0, a = 0 when nothing was valid).
- * Final mode: the sink joins once (m' = max(m, sink), l = l e^(m - m') + e^(sink - m'), a scaled alike); out[d] =
+ * Final mode: the sink joins once (m' = max(m, sink), l = l e^(m - m') + e^(sink - m'), a scaled alike; a sink of
+ * -inf adds nothing, so a row without valid keys stays empty, as in posattn_softmax_row); out[d] =
  * (float)(a[d] / l) and lse = (float)(m' + log l); l == 0 (no valid key, no sink): out = 0, lse = -inf.
  */
 #ifndef POSATTN_ATTENTION_KERNELS_H

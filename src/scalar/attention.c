@@ -101,7 +101,7 @@ static void attention_row(const posattn_attention_tile *t, const posattn_attenti
         for (int64_t d = 0; d < t->dv; ++d) a[d] *= f;
         mx = row->sink;
     }
-    if (row->has_sink) {
+    if (row->has_sink && row->sink != -INFINITY) { /* a -inf sink weighs 0: never -inf - (-inf) */
         const double gap = (double)row->sink - mx;
         if (!(gap < POSATTN_ATTENTION_FLUSH)) l += exp(gap);
     }
