@@ -735,7 +735,8 @@ typedef struct posattn_attention_tensors {
  * |scale*S_j|, and V_d = sum_j P*_j |v_jd|. Then for every output element
  *     |O_d - O*_d| <= ((dk + 10) max_j A_j + 10 L + 2 max_j d_j + B + 60) u V_d + nk 2^-62 max_j |v_jd|
  *                      + (2 nk + 1) 2^-150
- * with B = POSATTN_ATTENTION_BLOCK and d_j <= 44 the logit gaps of the weights kept (the others are flushed);
+ * with B = POSATTN_ATTENTION_BLOCK and d_j <= 44 the gaps below the largest valid logit (the sink not counted) of
+ * the weights kept (the others are flushed);
  * with a softcap L_j takes the capped score |x_j| in place of A_j (the dot product's term keeps A_j: the cap only
  * shrinks its error). lse obeys the bound of posattn_alibi_softmax plus the dot
  * products' term: |lse - lse*| <= ((dk + 10) max_j A_j + 11 L + 20) u + u |lse*|. N-D positions (A >= 2 axes of
@@ -766,7 +767,8 @@ POSATTN_API posattn_status posattn_attention(const posattn_attention_tensors *t,
  * Partials of row r (of the H*nq rows) sit at partials[r * (dv + 2) ...]: m (the range's largest valid logit,
  * -inf for none), l (sum of exp(x_j - m) over the range's valid keys), then a[0..dv) (sum of exp(x_j - m) v_j).
  * posattn_attention_partials_size gives the bytes of one buffer (all H*nq rows; a call writes only its rows).
- * In partial calls options->sinks and options->lse are not used (they belong to the merge); everything else is.
+ * In partial calls options->sinks and options->lse are not used (they belong to the merge), nor are t->out and its
+ * strides (out may be NULL); everything else is.
  *
  * posattn_attention_partials_size: POSATTN_ERR_NULL, SIZE, HEAD_DIM, OVERFLOW.
  * posattn_attention_partial: as posattn_attention, plus NULL (partials), KEY_RANGE (key range not within

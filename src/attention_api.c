@@ -50,8 +50,8 @@ static posattn_status resolve_tensors(attention_call *c, int need_out) {
     posattn_attention_tensors *t = &c->t;
     const int64_t H = t->n_heads, Hkv = t->n_kv_heads;
     if (t->q_tok_stride < 0 || t->q_head_stride < 0 || t->q_dim_stride < 0 || t->k_tok_stride < 0 ||
-        t->k_head_stride < 0 || t->v_tok_stride < 0 || t->v_head_stride < 0 || t->o_tok_stride < 0 ||
-        t->o_head_stride < 0) {
+        t->k_head_stride < 0 || t->v_tok_stride < 0 || t->v_head_stride < 0 ||
+        (need_out && (t->o_tok_stride < 0 || t->o_head_stride < 0))) {
         return POSATTN_ERR_STRIDE;
     }
     /* Defaults are products of at most 576 and a head count: checked all the same. */
@@ -68,8 +68,6 @@ static posattn_status resolve_tensors(attention_call *c, int need_out) {
     if (!t->v_tok_stride && __builtin_mul_overflow(Hkv, t->v_head_stride, &t->v_tok_stride)) {
         return POSATTN_ERR_OVERFLOW;
     }
-    if (!t->o_head_stride) t->o_head_stride = t->dv;
-    if (!t->o_tok_stride && __builtin_mul_overflow(H, t->o_head_stride, &t->o_tok_stride)) return POSATTN_ERR_OVERFLOW;
     /* q's row is dk elements q_dim_stride apart: its extent is (dk - 1) * q_dim_stride + 1. */
     int64_t q_len = 1;
     if (!posattn_mul_add_ok(t->dk - 1, t->q_dim_stride, &q_len)) return POSATTN_ERR_OVERFLOW;
@@ -84,6 +82,10 @@ static posattn_status resolve_tensors(attention_call *c, int need_out) {
     }
     c->out.begin = c->out.end = 0;
     if (need_out) {
+        if (!t->o_head_stride) t->o_head_stride = t->dv;
+        if (!t->o_tok_stride && __builtin_mul_overflow(H, t->o_head_stride, &t->o_tok_stride)) {
+            return POSATTN_ERR_OVERFLOW;
+        }
         if ((st = posattn_tensor_span(t->out, t->nq, t->o_tok_stride, H, t->o_head_stride, t->dv, sizeof(float),
                                       &c->out))) {
             return st;
