@@ -59,10 +59,15 @@
 #ifndef ATT_ISA
 #error "define the vector vocabulary before including attention_generic.h"
 #endif
+#if ATT_PV_VECS != 4
+#error "att_values handles the last group of dims for ATT_PV_VECS == 4"
+#endif
 
 #define ATT_CAT_(a, b) a##b
 #define ATT_CAT(a, b) ATT_CAT_(a, b)
 #define ATT_INLINE static inline __attribute__((always_inline))
+/* Loops over register tiles are unrolled whole, so that their arrays of vectors stay in registers. */
+#define ATT_UNROLL _Pragma("GCC unroll 16")
 #define ATT_ROWS POSATTN_ATTENTION_TILE_ROWS
 #define ATT_BLOCK POSATTN_ATTENTION_BLOCK
 /* The float64 sums of final mode on the stack (9 KiB). */
@@ -83,9 +88,9 @@ ATT_INLINE const void *att_kv_row(const void *base, int type, int64_t stride, in
     return (const char *)base + (size_t)(j * stride) * (type == POSATTN_KV_TYPE_F32 ? 4u : 2u);
 }
 
-/* n lanes of q from element d (q_dim_stride apart). */
-ATT_INLINE vf att_load_q(const float *q, int64_t stride, int64_t d, int64_t n) {
-    if (stride == 1) return vf_load_f32(q + d, n);
+/* n lanes of q from element d (q_dim_stride apart; contiguous: a compile-time 1). */
+ATT_INLINE vf att_load_q(const float *q, int64_t stride, const int contiguous, int64_t d, int64_t n) {
+    if (contiguous) return vf_load_f32(q + d, n);
     float lanes[ATT_W] = {0};
     for (int64_t i = 0; i < n; ++i) lanes[i] = q[(d + i) * stride];
     return vf_load_f32(lanes, ATT_W);
@@ -98,38 +103,55 @@ ATT_INLINE vf att_load_q(const float *q, int64_t stride, int64_t d, int64_t n) {
 /* s[r][b + c] = q_r . k_{j0 + b + c} for R rows and the 4 keys b..b+3 (those past nb repeat the last key: their
  * slots are overwritten by the logit stage, which marks every key past the block as excluded). */
 ATT_INLINE void att_scores_tile(const posattn_attention_tile *t, const posattn_attention_row *rows, const int R,
-                                int64_t j, int64_t nb, float *const *s, const int64_t dk, const int kt) {
+                                int64_t j, int64_t nb, float *const *s, const int64_t dk, const int kt,
+                                const int q_contiguous) {
     const void *k[4];
-    for (int c = 0; c < 4; ++c) k[c] = att_kv_row(t->k, kt, t->k_tok_stride, j + (c < nb ? c : nb - 1));
+    ATT_UNROLL for (int c = 0; c < 4; ++c) k[c] = att_kv_row(t->k, kt, t->k_tok_stride, j + (c < nb ? c : nb - 1));
     vf acc[ATT_QK_ROWS][4];
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < 4; ++c) acc[r][c] = vf_zero();
+    ATT_UNROLL for (int r = 0; r < R; ++r) {
+        ATT_UNROLL for (int c = 0; c < 4; ++c) acc[r][c] = vf_zero();
+    }
     for (int64_t d = 0; d < dk; d += ATT_W) {
         const int64_t n = dk - d < ATT_W ? dk - d : ATT_W;
         vf kv[4];
-        for (int c = 0; c < 4; ++c) kv[c] = att_load_kv(k[c], kt, d, n);
-        for (int r = 0; r < R; ++r) {
-            const vf qv = att_load_q(rows[r].q, t->q_dim_stride, d, n);
-            for (int c = 0; c < 4; ++c) acc[r][c] = vf_fma(qv, kv[c], acc[r][c]);
+        ATT_UNROLL for (int c = 0; c < 4; ++c) kv[c] = att_load_kv(k[c], kt, d, n);
+        ATT_UNROLL for (int r = 0; r < R; ++r) {
+            const vf qv = att_load_q(rows[r].q, t->q_dim_stride, q_contiguous, d, n);
+            ATT_UNROLL for (int c = 0; c < 4; ++c) acc[r][c] = vf_fma(qv, kv[c], acc[r][c]);
         }
     }
-    for (int r = 0; r < R; ++r) vf_hsum4(acc[r][0], acc[r][1], acc[r][2], acc[r][3], s[r]);
+    ATT_UNROLL for (int r = 0; r < R; ++r) vf_hsum4(acc[r][0], acc[r][1], acc[r][2], acc[r][3], s[r]);
 }
 
-/* Scores of rows [r0, r1) for keys [j0, j0 + n), into x[r][0..n). */
+/* Requests the bytes [0, bytes) of a K or V row into the caches (a hint: never faults, reads nothing). */
+ATT_INLINE void att_prefetch_row(const void *row, int64_t bytes) {
+    const uintptr_t begin = (uintptr_t)row, end = begin + (uintptr_t)bytes;
+    for (uintptr_t line = begin & ~(uintptr_t)63; line < end; line += 64) __builtin_prefetch((const void *)line, 0, 2);
+}
+
+/* Scores of rows [r0, r1) for keys [j0, j0 + n), into x[r][0..n); the keys one block ahead (up to key_end) are
+ * requested meanwhile. */
 ATT_INLINE void att_scores(const posattn_attention_tile *t, const posattn_attention_row *rows, int r0, int r1,
-                           int64_t j0, int64_t n, float (*x)[ATT_BLOCK], const int64_t dk, const int kt) {
+                           int64_t j0, int64_t n, int64_t key_end, float (*x)[ATT_BLOCK], const int64_t dk,
+                           const int kt) {
+    const int64_t k_bytes = dk * (kt == POSATTN_KV_TYPE_F32 ? 4 : 2);
+    const int q_contiguous = t->q_dim_stride == 1;
     for (int64_t b = 0; b < n; b += 4) {
         const int64_t nb = n - b < 4 ? n - b : 4;
+        for (int64_t j = j0 + b + ATT_BLOCK; j < j0 + b + ATT_BLOCK + 4 && j < key_end; ++j) {
+            att_prefetch_row(att_kv_row(t->k, kt, t->k_tok_stride, j), k_bytes);
+        }
         int r = r0;
         for (; r + ATT_QK_ROWS <= r1; r += ATT_QK_ROWS) {
             float *s[ATT_QK_ROWS];
             for (int i = 0; i < ATT_QK_ROWS; ++i) s[i] = x[r + i] + b;
-            att_scores_tile(t, rows + r, ATT_QK_ROWS, j0 + b, nb, s, dk, kt);
+            if (q_contiguous) att_scores_tile(t, rows + r, ATT_QK_ROWS, j0 + b, nb, s, dk, kt, 1);
+            else att_scores_tile(t, rows + r, ATT_QK_ROWS, j0 + b, nb, s, dk, kt, 0);
         }
         for (; r < r1; ++r) {
             float *s[1] = {x[r] + b};
-            att_scores_tile(t, rows + r, 1, j0 + b, nb, s, dk, kt);
+            if (q_contiguous) att_scores_tile(t, rows + r, 1, j0 + b, nb, s, dk, kt, 1);
+            else att_scores_tile(t, rows + r, 1, j0 + b, nb, s, dk, kt, 0);
         }
     }
 }
@@ -207,54 +229,77 @@ ATT_INLINE float att_weights(float *x, int64_t n, float m) {
 /* ---------------------------------------------------------------------------------------------------------- */
 
 /* sums[r][d0 + ...] += sum over the block of p[r][b] v_b for R rows and nv vectors of dv from d0 (the last one
- * `last` lanes). */
+ * `last` lanes). The same dims of the keys one block ahead, below prefetch_end, are requested meanwhile. */
 ATT_INLINE void att_values_tile(const posattn_attention_tile *t, int64_t j0, int64_t n, float (*p)[ATT_BLOCK],
-                                double *const *sums, const int R, int64_t d0, int nv, int64_t last, const int vt) {
+                                double *const *sums, const int R, int64_t d0, int nv, int64_t last,
+                                int64_t prefetch_end, const int vt) {
     vf acc[ATT_PV_ROWS][ATT_PV_VECS];
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < ATT_PV_VECS; ++c) acc[r][c] = vf_zero();
+    ATT_UNROLL for (int r = 0; r < R; ++r) {
+        ATT_UNROLL for (int c = 0; c < ATT_PV_VECS; ++c) acc[r][c] = vf_zero();
+    }
+    const int64_t elem = vt == POSATTN_KV_TYPE_F32 ? 4 : 2, v_bytes = ((int64_t)(nv - 1) * ATT_W + last) * elem;
     for (int64_t b = 0; b < n; ++b) {
+        if (prefetch_end > j0 + b + ATT_BLOCK) {
+            att_prefetch_row((const char *)att_kv_row(t->v, vt, t->v_tok_stride, j0 + b + ATT_BLOCK) + d0 * elem,
+                             v_bytes);
+        }
         int any = 0;
-        for (int r = 0; r < R; ++r) any |= p[r][b] != 0.0f;
+        ATT_UNROLL for (int r = 0; r < R; ++r) any |= p[r][b] != 0.0f;
         if (!any) continue;
         const void *v = att_kv_row(t->v, vt, t->v_tok_stride, j0 + b);
         vf vv[ATT_PV_VECS];
-        for (int c = 0; c < ATT_PV_VECS; ++c) {
+        ATT_UNROLL for (int c = 0; c < ATT_PV_VECS; ++c) {
             vv[c] = c < nv ? att_load_kv(v, vt, d0 + c * ATT_W, c == nv - 1 ? last : ATT_W) : vf_zero();
         }
-        for (int r = 0; r < R; ++r) {
+        ATT_UNROLL for (int r = 0; r < R; ++r) {
             if (p[r][b] == 0.0f) continue;
             const vf pv = vf_set1(p[r][b]);
-            for (int c = 0; c < ATT_PV_VECS; ++c) {
+            ATT_UNROLL for (int c = 0; c < ATT_PV_VECS; ++c) {
                 if (c < nv) acc[r][c] = vf_fma(pv, vv[c], acc[r][c]);
             }
         }
     }
-    for (int r = 0; r < R; ++r) {
-        for (int c = 0; c < ATT_PV_VECS; ++c) {
+    ATT_UNROLL for (int r = 0; r < R; ++r) {
+        ATT_UNROLL for (int c = 0; c < ATT_PV_VECS; ++c) {
             if (c < nv) vf_add_to_f64(sums[r] + d0 + c * ATT_W, acc[r][c], c == nv - 1 ? last : ATT_W);
         }
     }
 }
 
-/* The block's weighted sums for rows [0, nr) (weights p[r], sums sums[r]). */
-ATT_INLINE void att_values(const posattn_attention_tile *t, int64_t j0, int64_t n, float (*p)[ATT_BLOCK],
-                           double *const *sums, int nr, const int64_t dv, const int vt) {
-    for (int64_t d0 = 0; d0 < dv; d0 += ATT_PV_VECS * ATT_W) {
-        const int64_t span = dv - d0 < ATT_PV_VECS * ATT_W ? dv - d0 : ATT_PV_VECS * ATT_W;
-        const int nv = (int)((span + ATT_W - 1) / ATT_W);
-        const int64_t last = span - (int64_t)(nv - 1) * ATT_W;
-        int r = 0;
-        for (; r + ATT_PV_ROWS <= nr; r += ATT_PV_ROWS) {
-            att_values_tile(t, j0, n, p + r, sums + r, ATT_PV_ROWS, d0, nv, last, vt);
-        }
+/* One group of nv <= ATT_PV_VECS vectors of dims from d0, for rows [0, nr) in register tiles of ATT_PV_ROWS, 4, 2
+ * and 1 rows. nv is a compile-time constant here (the callers switch on it), so the accumulators stay in
+ * registers. */
+ATT_INLINE void att_values_group(const posattn_attention_tile *t, int64_t j0, int64_t n, int64_t key_end,
+                                 float (*p)[ATT_BLOCK], double *const *sums, int nr, int64_t d0, const int nv,
+                                 int64_t last, const int vt) {
+    int r = 0;
+    for (; r + ATT_PV_ROWS <= nr; r += ATT_PV_ROWS) {
+        att_values_tile(t, j0, n, p + r, sums + r, ATT_PV_ROWS, d0, nv, last, r == 0 ? key_end : 0, vt);
+    }
 #if ATT_PV_ROWS > 4
-        for (; r + 4 <= nr; r += 4) att_values_tile(t, j0, n, p + r, sums + r, 4, d0, nv, last, vt);
+    for (; r + 4 <= nr; r += 4) att_values_tile(t, j0, n, p + r, sums + r, 4, d0, nv, last, r == 0 ? key_end : 0, vt);
 #endif
 #if ATT_PV_ROWS > 2
-        for (; r + 2 <= nr; r += 2) att_values_tile(t, j0, n, p + r, sums + r, 2, d0, nv, last, vt);
+    for (; r + 2 <= nr; r += 2) att_values_tile(t, j0, n, p + r, sums + r, 2, d0, nv, last, r == 0 ? key_end : 0, vt);
 #endif
-        for (; r < nr; ++r) att_values_tile(t, j0, n, p + r, sums + r, 1, d0, nv, last, vt);
+    for (; r < nr; ++r) att_values_tile(t, j0, n, p + r, sums + r, 1, d0, nv, last, r == 0 ? key_end : 0, vt);
+}
+
+/* The block's weighted sums for rows [0, nr) (weights p[r], sums sums[r]); the first tile of each group of dims
+ * requests the next block's values, up to key_end. */
+ATT_INLINE void att_values(const posattn_attention_tile *t, int64_t j0, int64_t n, int64_t key_end,
+                           float (*p)[ATT_BLOCK], double *const *sums, int nr, const int64_t dv, const int vt) {
+    int64_t d0 = 0;
+    for (; d0 + ATT_PV_VECS * ATT_W <= dv; d0 += ATT_PV_VECS * ATT_W) {
+        att_values_group(t, j0, n, key_end, p, sums, nr, d0, ATT_PV_VECS, ATT_W, vt);
+    }
+    if (d0 == dv) return;
+    const int nv = (int)((dv - d0 + ATT_W - 1) / ATT_W);
+    const int64_t last = dv - d0 - (int64_t)(nv - 1) * ATT_W;
+    switch (nv) { /* 1..ATT_PV_VECS - 1 = 3 */
+    case 1: att_values_group(t, j0, n, key_end, p, sums, nr, d0, 1, last, vt); break;
+    case 2: att_values_group(t, j0, n, key_end, p, sums, nr, d0, 2, last, vt); break;
+    default: att_values_group(t, j0, n, key_end, p, sums, nr, d0, 3, last, vt); break;
     }
 }
 
@@ -329,7 +374,7 @@ ATT_INLINE void att_pass(const posattn_attention_tile *t, const posattn_attentio
             --r1;
             memset(x[r1], 0, sizeof x[r1]);
         }
-        att_scores(t, rows, r0, r1, j0, n, x, dk, kt);
+        att_scores(t, rows, r0, r1, j0, n, hi, x, dk, kt);
         for (int r = r0; r < r1; ++r) {
             const float block_max = att_logits(t, &rows[r], j0, n, x[r]);
             if (block_max == -INFINITY) {
@@ -348,7 +393,7 @@ ATT_INLINE void att_pass(const posattn_attention_tile *t, const posattn_attentio
             }
             l[r] += (double)att_weights(x[r], n, m[r]);
         }
-        att_values(t, j0, n, x + r0, sums + r0, r1 - r0, dv, vt);
+        att_values(t, j0, n, hi, x + r0, sums + r0, r1 - r0, dv, vt);
     }
     for (int r = 0; r < nr; ++r) att_finish_row(t, &rows[r], m[r], l[r], sums[r]);
 }
