@@ -72,6 +72,8 @@
 #define ATT_BLOCK POSATTN_ATTENTION_BLOCK
 /* The float64 sums of final mode on the stack (9 KiB). */
 #define ATT_SUM_DOUBLES 1152
+/* Passes of at most this many rows request the next block of K and V ahead (see att_pass). */
+#define ATT_PREFETCH_MAX_ROWS 8
 /* A generic type or dimension: read from the tile at run time. */
 #define ATT_ANY (-1)
 
@@ -274,15 +276,19 @@ ATT_INLINE void att_values_group(const posattn_attention_tile *t, int64_t j0, in
                                  int64_t last, const int vt) {
     int r = 0;
     for (; r + ATT_PV_ROWS <= nr; r += ATT_PV_ROWS) {
-        att_values_tile(t, j0, n, p + r, sums + r, ATT_PV_ROWS, d0, nv, last, r == 0 ? key_end : 0, vt);
+        att_values_tile(t, j0, n, p + r, sums + r, ATT_PV_ROWS, d0, nv, last, r == 0 ? key_end : INT64_MIN, vt);
     }
 #if ATT_PV_ROWS > 4
-    for (; r + 4 <= nr; r += 4) att_values_tile(t, j0, n, p + r, sums + r, 4, d0, nv, last, r == 0 ? key_end : 0, vt);
+    for (; r + 4 <= nr; r += 4) {
+        att_values_tile(t, j0, n, p + r, sums + r, 4, d0, nv, last, r == 0 ? key_end : INT64_MIN, vt);
+    }
 #endif
 #if ATT_PV_ROWS > 2
-    for (; r + 2 <= nr; r += 2) att_values_tile(t, j0, n, p + r, sums + r, 2, d0, nv, last, r == 0 ? key_end : 0, vt);
+    for (; r + 2 <= nr; r += 2) {
+        att_values_tile(t, j0, n, p + r, sums + r, 2, d0, nv, last, r == 0 ? key_end : INT64_MIN, vt);
+    }
 #endif
-    for (; r < nr; ++r) att_values_tile(t, j0, n, p + r, sums + r, 1, d0, nv, last, r == 0 ? key_end : 0, vt);
+    for (; r < nr; ++r) att_values_tile(t, j0, n, p + r, sums + r, 1, d0, nv, last, r == 0 ? key_end : INT64_MIN, vt);
 }
 
 /* The block's weighted sums for rows [0, nr) (weights p[r], sums sums[r]); the first tile of each group of dims
@@ -362,6 +368,9 @@ ATT_INLINE void att_pass(const posattn_attention_tile *t, const posattn_attentio
             hi = rows[r].hi > hi ? rows[r].hi : hi;
         }
     }
+    /* Few rows per K and V byte (decode): memory-bound, the next block is requested ahead. Many rows (prefill):
+     * the tiles re-read K and V from L2, where the requests only cost issue slots. */
+    const int64_t prefetch_end = nr <= ATT_PREFETCH_MAX_ROWS ? hi : INT64_MIN;
     for (int64_t j0 = lo; j0 < hi; j0 += ATT_BLOCK) {
         const int64_t n = hi - j0 < ATT_BLOCK ? hi - j0 : ATT_BLOCK;
         /* Rows [r0, r1) are those with keys in the block (prefill tiles walk a causal triangle). */
@@ -374,7 +383,7 @@ ATT_INLINE void att_pass(const posattn_attention_tile *t, const posattn_attentio
             --r1;
             memset(x[r1], 0, sizeof x[r1]);
         }
-        att_scores(t, rows, r0, r1, j0, n, hi, x, dk, kt);
+        att_scores(t, rows, r0, r1, j0, n, prefetch_end, x, dk, kt);
         for (int r = r0; r < r1; ++r) {
             const float block_max = att_logits(t, &rows[r], j0, n, x[r]);
             if (block_max == -INFINITY) {
@@ -393,7 +402,7 @@ ATT_INLINE void att_pass(const posattn_attention_tile *t, const posattn_attentio
             }
             l[r] += (double)att_weights(x[r], n, m[r]);
         }
-        att_values(t, j0, n, hi, x + r0, sums + r0, r1 - r0, dv, vt);
+        att_values(t, j0, n, prefetch_end, x + r0, sums + r0, r1 - r0, dv, vt);
     }
     for (int r = 0; r < nr; ++r) att_finish_row(t, &rows[r], m[r], l[r], sums[r]);
 }

@@ -96,7 +96,8 @@ static inline vf vf_keep_lanes(vf v, int64_t begin, int64_t end) {
     begin = begin < 0 ? 0 : begin > 4 ? 4 : begin;
     end = end < 0 ? 0 : end > 4 ? 4 : end;
     const int32x4_t i = lane_index();
-    const uint32x4_t keep = vandq_u32(vcgeq_s32(i, vdupq_n_s32((int32_t)begin)), vcltq_s32(i, vdupq_n_s32((int32_t)end)));
+    const uint32x4_t keep =
+        vandq_u32(vcgeq_s32(i, vdupq_n_s32((int32_t)begin)), vcltq_s32(i, vdupq_n_s32((int32_t)end)));
     return vbslq_f32(keep, v, vdupq_n_f32(-INFINITY));
 }
 static inline vf vf_apply_mask(vf x, vf m, vf s) {
