@@ -245,16 +245,17 @@ ATT_INLINE void att_values_tile(const posattn_attention_tile *t, int64_t j0, int
             att_prefetch_row((const char *)att_kv_row(t->v, vt, t->v_tok_stride, j0 + b + ATT_BLOCK) + d0 * elem,
                              v_bytes);
         }
-        int any = 0;
-        ATT_UNROLL for (int r = 0; r < R; ++r) any |= p[r][b] != 0.0f;
-        if (!any) continue;
+        int live = 0;
+        ATT_UNROLL for (int r = 0; r < R; ++r) live += p[r][b] != 0.0f;
+        if (!live) continue;
         const void *v = att_kv_row(t->v, vt, t->v_tok_stride, j0 + b);
         vf vv[ATT_PV_VECS];
         ATT_UNROLL for (int c = 0; c < ATT_PV_VECS; ++c) {
             vv[c] = c < nv ? att_load_kv(v, vt, d0 + c * ATT_W, c == nv - 1 ? last : ATT_W) : vf_zero();
         }
+        /* Rows whose weight is 0 skip the key (tested only when some are, the edges of masks and windows). */
         ATT_UNROLL for (int r = 0; r < R; ++r) {
-            if (p[r][b] == 0.0f) continue;
+            if (live < R && p[r][b] == 0.0f) continue;
             const vf pv = vf_set1(p[r][b]);
             ATT_UNROLL for (int c = 0; c < ATT_PV_VECS; ++c) {
                 if (c < nv) acc[r][c] = vf_fma(pv, vv[c], acc[r][c]);
