@@ -279,13 +279,6 @@ posattn_status posattn_attention_partial(const posattn_attention_tensors *t, flo
     return POSATTN_OK;
 }
 
-/* Scales a partial (l, a) from maximum `from` to maximum `to` >= from (float64, flushed far below). */
-static double rescale(double from, double to) {
-    if (from == -INFINITY) return 0.0;
-    const double e = from - to;
-    return e < POSATTN_ATTENTION_RESCALE_FLUSH ? 0.0 : exp(e);
-}
-
 posattn_status posattn_attention_merge(const posattn_attention_tensors *t, const posattn_softmax_options *options,
                                        const double *const *partials, int64_t n_ranges, int64_t row_begin,
                                        int64_t row_end) {
@@ -320,39 +313,24 @@ posattn_status posattn_attention_merge(const posattn_attention_tensors *t, const
         if (posattn_spans_overlap(out, p) || posattn_spans_overlap(lse, p)) return POSATTN_ERR_OVERLAP;
     }
 
+    double a[POSATTN_ATTENTION_MAX_DIM];
     for (int64_t r = row_begin; r < row_end; ++r) {
         const int64_t h = r / t->nq, i = r % t->nq;
-        float *dst = t->out + i * o_tok_stride + h * o_head_stride;
-        /* The maximum over the ranges (a range with nothing valid has m = -inf and adds nothing), then the sink. */
-        double m = -INFINITY;
+        /* The maximum over the ranges (a range with nothing valid has m = -inf and adds nothing), then every range
+         * moved to it, in the given order; the sink joins in posattn_attention_finish as in a single call. */
+        double m = -INFINITY, l = 0.0;
         for (int64_t n = 0; n < n_ranges; ++n) {
             const double mr = partials[n][r * (dv + 2)];
             if (mr > m) m = mr;
         }
-        double sink_gap = -INFINITY;
-        if (o->sinks && o->sinks[h] != -INFINITY) { /* a -inf sink weighs 0: never -inf - (-inf) */
-            const double sink = o->sinks[h];
-            if (!(sink <= m)) m = sink; /* NaN sinks make the row NaN below */
-            sink_gap = sink - m;
-        }
-        double l = 0.0;
+        for (int64_t d = 0; d < dv; ++d) a[d] = 0.0;
         for (int64_t n = 0; n < n_ranges; ++n) {
-            l += partials[n][r * (dv + 2) + 1] * rescale(partials[n][r * (dv + 2)], m);
+            const double *part = partials[n] + r * (dv + 2), f = posattn_attention_rescale(part[0], m);
+            l += part[1] * f;
+            for (int64_t d = 0; d < dv; ++d) a[d] += part[2 + d] * f;
         }
-        if (o->sinks && !(sink_gap < POSATTN_ATTENTION_FLUSH)) l += exp(sink_gap);
-        if (l == 0.0) {
-            memset(dst, 0, (size_t)dv * sizeof(float));
-            if (o->lse) o->lse[r] = -INFINITY;
-            continue;
-        }
-        for (int64_t d = 0; d < dv; ++d) {
-            double a = 0.0;
-            for (int64_t n = 0; n < n_ranges; ++n) {
-                a += partials[n][r * (dv + 2) + 2 + d] * rescale(partials[n][r * (dv + 2)], m);
-            }
-            dst[d] = (float)(a / l);
-        }
-        if (o->lse) o->lse[r] = (float)(m + log(l));
+        posattn_attention_finish(t->out + i * o_tok_stride + h * o_head_stride, o->lse ? o->lse + r : NULL, dv,
+                                 o->sinks != NULL, o->sinks ? o->sinks[h] : 0.0f, m, l, a);
     }
     return POSATTN_OK;
 }

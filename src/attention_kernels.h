@@ -25,7 +25,9 @@
 #ifndef POSATTN_ATTENTION_KERNELS_H
 #define POSATTN_ATTENTION_KERNELS_H
 
+#include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Weights exp(x - m) with x - m below this are 0 (so that p * v stays normal for |v| >= 2^-62). */
 #define POSATTN_ATTENTION_FLUSH (-44.0f)
@@ -73,5 +75,38 @@ typedef struct posattn_attention_tile {
 } posattn_attention_tile;
 
 typedef void posattn_attention_tile_kernel(const posattn_attention_tile *tile);
+
+/* exp(from - to) for running sums moved from maximum `from` to `to` >= from, float64; 0 from an empty range
+ * (from = -inf) and below POSATTN_ATTENTION_RESCALE_FLUSH. Shared by every ISA and the split-KV merge. */
+static inline double posattn_attention_rescale(double from, double to) {
+    if (from == -INFINITY) return 0.0;
+    const double e = from - to;
+    return e < POSATTN_ATTENTION_RESCALE_FLUSH ? 0.0 : exp(e);
+}
+
+/* The final output of a row from its running maximum m, sum l and weighted sums a[0, dv) (float64, a is scaled in
+ * place): the sink joins once, then out = a / l and lse = m' + log l; l == 0 gives zeros and -inf. A sink of -inf
+ * weighs 0 (never -inf - (-inf)); a NaN sink makes the row NaN. Shared by every ISA and the split-KV merge, so the
+ * paths differ only in how they formed (m, l, a). */
+static inline void posattn_attention_finish(float *out, float *lse, int64_t dv, int has_sink, float sink, double m,
+                                            double l, double *a) {
+    if (has_sink && !(sink <= m)) { /* the sink raises the maximum (or is NaN) */
+        const double f = posattn_attention_rescale(m, sink);
+        l *= f;
+        for (int64_t d = 0; d < dv; ++d) a[d] *= f;
+        m = sink;
+    }
+    if (has_sink && sink != -INFINITY) {
+        const double gap = (double)sink - m;
+        if (!(gap < POSATTN_ATTENTION_FLUSH)) l += exp(gap);
+    }
+    if (l == 0.0) {
+        memset(out, 0, (size_t)dv * sizeof(float));
+        if (lse) *lse = -INFINITY;
+        return;
+    }
+    for (int64_t d = 0; d < dv; ++d) out[d] = (float)(a[d] / l);
+    if (lse) *lse = (float)(m + log(l));
+}
 
 #endif /* POSATTN_ATTENTION_KERNELS_H */

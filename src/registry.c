@@ -31,6 +31,7 @@ const posattn_registry_row posattn_registry[POSATTN_OP_COUNT][POSATTN_ISA_COUNT]
     POSATTN_ROW(rope_token, avx2, POSATTN_CPU_AVX2),
     POSATTN_ROW(liere_rot_token, avx2, POSATTN_CPU_AVX2),
     POSATTN_ROW(liere_apply_token, avx2, POSATTN_CPU_AVX2),
+    POSATTN_ROW(attention_tile, avx2, POSATTN_CPU_AVX2),
 #endif
 #if POSATTN_HAVE_AVX512
     POSATTN_ROW(alibi_bias_row, avx512, POSATTN_CPU_AVX512),
@@ -38,6 +39,7 @@ const posattn_registry_row posattn_registry[POSATTN_OP_COUNT][POSATTN_ISA_COUNT]
     POSATTN_ROW(rope_token, avx512, POSATTN_CPU_AVX512),
     POSATTN_ROW(liere_rot_token, avx512, POSATTN_CPU_AVX512),
     POSATTN_ROW(liere_apply_token, avx512, POSATTN_CPU_AVX512),
+    POSATTN_ROW(attention_tile, avx512, POSATTN_CPU_AVX512),
 #endif
 #if POSATTN_HAVE_NEON
     POSATTN_ROW(alibi_bias_row, neon, POSATTN_CPU_NEON),
@@ -45,6 +47,7 @@ const posattn_registry_row posattn_registry[POSATTN_OP_COUNT][POSATTN_ISA_COUNT]
     POSATTN_ROW(rope_token, neon, POSATTN_CPU_NEON),
     POSATTN_ROW(liere_rot_token, neon, POSATTN_CPU_NEON),
     POSATTN_ROW(liere_apply_token, neon, POSATTN_CPU_NEON),
+    POSATTN_ROW(attention_tile, neon, POSATTN_CPU_NEON),
 #endif
 #if POSATTN_HAVE_SVE
     POSATTN_ROW(alibi_bias_row, sve, POSATTN_CPU_SVE),

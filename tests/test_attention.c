@@ -465,9 +465,11 @@ static void check_against_oracle(const attn_buffers *b, const expected *e, int64
             const double bound = e->bound[r * dv + d] + extra_u * UNIT_ROUNDOFF * e->vsum[r * dv + d];
             const double err = fabs((double)got[d] - exact);
             CHECK(err <= bound, "%s, isa %s (seed 0x%" PRIx64 "): row %" PRId64 " (h %" PRId64 " i %" PRId64
-                  ") out[%" PRId64 "] = %.9g, exact %.12g, error %.3g > bound %.3g",
+                  ") out[%" PRId64 "] = %.9g, exact %.12g, error %.3g > bound %.3g [flags %u softcap %g window %"
+                  PRId64 " mask %d sinks %d slopes %d positions %d nd %" PRId64 " layouts q %d kv %d]",
                   what, posattn_isa_name(posattn_active_isa()), test_base_seed(), r, h, i, d, (double)got[d], exact,
-                  err, bound);
+                  err, bound, (unsigned)c->flags, (double)c->softcap, c->window, c->mask, c->sinks, c->slopes,
+                  (int)c->positions, c->nd_axes, c->q_layout, c->kv_layout);
             if (e->lse[r] == -INFINITY) CHECK(same_bits(got[d], 0.0f), "%s: empty row %" PRId64 " not +0", what, r);
             err2 += err * err, ref2 += exact * exact;
         }

@@ -51,11 +51,6 @@ static float logit(const posattn_attention_tile *t, const posattn_attention_row 
     return x;
 }
 
-static double rescale_factor(double from, double to) {
-    double e = from - to;
-    return e < POSATTN_ATTENTION_RESCALE_FLUSH ? 0.0 : exp(e);
-}
-
 static void attention_row(const posattn_attention_tile *t, const posattn_attention_row *row) {
     double a[POSATTN_ATTENTION_MAX_DIM];
     float x[POSATTN_ATTENTION_BLOCK];
@@ -73,7 +68,7 @@ static void attention_row(const posattn_attention_tile *t, const posattn_attenti
         }
         if (block_max == -INFINITY && !block_nan) continue; /* nothing valid: never -inf - (-inf) */
         if (block_max > m) {
-            const double f = m == -INFINITY ? 0.0 : rescale_factor(m, block_max);
+            const double f = posattn_attention_rescale(m, block_max);
             l *= f;
             for (int64_t d = 0; d < t->dv; ++d) a[d] *= f;
             m = block_max;
@@ -94,24 +89,7 @@ static void attention_row(const posattn_attention_tile *t, const posattn_attenti
         memcpy(row->partial + 2, a, (size_t)t->dv * sizeof(double));
         return;
     }
-    double mx = m;
-    if (row->has_sink && !(row->sink <= m)) { /* the sink raises the maximum (or is NaN) */
-        const double f = m == -INFINITY ? 0.0 : rescale_factor(m, row->sink);
-        l *= f;
-        for (int64_t d = 0; d < t->dv; ++d) a[d] *= f;
-        mx = row->sink;
-    }
-    if (row->has_sink && row->sink != -INFINITY) { /* a -inf sink weighs 0: never -inf - (-inf) */
-        const double gap = (double)row->sink - mx;
-        if (!(gap < POSATTN_ATTENTION_FLUSH)) l += exp(gap);
-    }
-    if (l == 0.0) {
-        memset(row->out, 0, (size_t)t->dv * sizeof(float));
-        if (row->lse) *row->lse = -INFINITY;
-        return;
-    }
-    for (int64_t d = 0; d < t->dv; ++d) row->out[d] = (float)(a[d] / l);
-    if (row->lse) *row->lse = (float)(mx + log(l));
+    posattn_attention_finish(row->out, row->lse, t->dv, row->has_sink, row->sink, m, l, a);
 }
 
 void posattn_attention_tile_f32_scalar(const posattn_attention_tile *tile) {
