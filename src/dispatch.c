@@ -23,22 +23,6 @@ static const posattn_isa isa_priority[] = {POSATTN_ISA_AVX512, POSATTN_ISA_AVX2,
                                            POSATTN_ISA_SCALAR};
 #define ISA_PRIORITY_COUNT ((int)(sizeof isa_priority / sizeof isa_priority[0]))
 
-/* Where each ISA sits in isa_priority (filled from it on first use would need state: spelled out instead, and
- * checked against isa_priority by tests/test_dispatch.c through posattn_isa_list). */
-static const int isa_rank[POSATTN_ISA_COUNT] = {
-    [POSATTN_ISA_AVX512] = 0, [POSATTN_ISA_AVX2] = 1, [POSATTN_ISA_SVE] = 2, [POSATTN_ISA_NEON] = 3,
-    [POSATTN_ISA_SCALAR] = 4,
-};
-
-/* The CPU features an ISA's name promises (a registry line may need more). */
-static const unsigned isa_features[POSATTN_ISA_COUNT] = {
-    [POSATTN_ISA_SCALAR] = 0,
-    [POSATTN_ISA_AVX2] = POSATTN_CPU_AVX2,
-    [POSATTN_ISA_AVX512] = POSATTN_CPU_AVX2 | POSATTN_CPU_AVX512,
-    [POSATTN_ISA_NEON] = POSATTN_CPU_NEON,
-    [POSATTN_ISA_SVE] = POSATTN_CPU_NEON | POSATTN_CPU_SVE,
-};
-
 #define POSATTN_ISA_NAME(id, isa) [id] = #isa,
 static const char *const isa_names[POSATTN_ISA_COUNT] = {[POSATTN_ISA_AUTO] = "auto", POSATTN_ISAS(POSATTN_ISA_NAME)};
 #undef POSATTN_ISA_NAME
@@ -121,7 +105,9 @@ static int row_runs_here(const posattn_registry_row *row, unsigned cpu) {
 /* The ISA whose line serves op when isa is active: isa's own, else the next in priority order that runs here. */
 static posattn_isa serving_isa(posattn_op op, posattn_isa isa) {
     const unsigned cpu = cpu_features();
-    for (int k = isa_rank[isa]; k < ISA_PRIORITY_COUNT; ++k) {
+    int k = 0;
+    while (k < ISA_PRIORITY_COUNT && isa_priority[k] != isa) ++k;
+    for (; k < ISA_PRIORITY_COUNT; ++k) {
         if (row_runs_here(&posattn_registry[op][isa_priority[k]], cpu)) return isa_priority[k];
     }
     return POSATTN_ISA_SCALAR;
@@ -135,9 +121,15 @@ int posattn_isa_compiled(posattn_isa isa) {
     return 0;
 }
 
+/* An ISA is supported when this CPU runs one of its kernels: the registry's lines say which features they need. */
 int posattn_isa_supported(posattn_isa isa) {
     if (isa == POSATTN_ISA_AUTO) return 1;
-    return posattn_isa_compiled(isa) && (cpu_features() & isa_features[isa]) == isa_features[isa];
+    if (isa < POSATTN_ISA_SCALAR || isa >= POSATTN_ISA_COUNT) return 0;
+    const unsigned cpu = cpu_features();
+    for (int op = 0; op < POSATTN_OP_COUNT; ++op) {
+        if (row_runs_here(&posattn_registry[op][isa], cpu)) return 1;
+    }
+    return 0;
 }
 
 int posattn_isa_list(posattn_isa *isas, int capacity) {

@@ -5,8 +5,11 @@
  * through posattn_isa_list and posattn_op_isa, never through a hand-written list of ISAs.
  *
  * Adding a variant: its source file src/<isa>/<family>.c, its line in the build (meson.build, kernel_sources) and
- * its line here. Adding an ISA also takes its enum value and name (posattn.h, POSATTN_ISAS in kernels.h), its
- * place in the priority order and its detection (dispatch.c), and its compile flags (meson.build).
+ * its line here. Adding an ISA also takes its enum value (posattn.h), its name (POSATTN_ISAS in kernels.h), its
+ * CPU feature bit, its place in the priority order and its detection (dispatch.c), and its compile flags and probe
+ * (meson.build). An ISA is supported where the CPU has the features of one of its lines. Nothing is silent when
+ * forgotten: a kernel without its line fails scripts/check-registry.sh, a missing file fails the build, an ISA
+ * left out of the priority order fails tests/test_dispatch.c (test_isa_list).
  *
  * A line listed twice is a compile error (meson.build builds this file with -Werror=override-init).
  */
