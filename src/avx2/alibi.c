@@ -1,5 +1,6 @@
 /*
- * AVX2 ALiBi kernels: slopes, the external bias row, and the fused bias-add-softmax row.
+ * AVX2 ALiBi kernels: the external bias row and the fused bias-add-softmax row (the slopes are the scalar
+ * kernel's on every ISA: once per model, exact in float64).
  *
  * ISA: AVX2 (256-bit integer lanes for tail masks, gathers for strided key positions), FMA (the exponential and
  * the bias in one rounding each), F16C (_mm256_cvtph_ps for f16 masks). The dispatcher has checked the CPU and
@@ -40,18 +41,6 @@
 #include "../x86_row_variants.h"
 
 #define POSATTN_ALWAYS_INLINE static inline __attribute__((always_inline))
-
-/* ---------------------------------------------------------------------------------------------------------- */
-/* Slopes                                                                                                       */
-/* ---------------------------------------------------------------------------------------------------------- */
-
-/* Not hot (once per model): exp2 in float64 of an exactly representable exponent, rounded once to float, is
- * within 1 ulp (correctly rounded in practice) and identical to the scalar reference. */
-void posattn_alibi_slopes_f32_avx2(int64_t n_heads, float max_bias, float *slopes) {
-    for (int64_t h = 0; h < n_heads; ++h) {
-        slopes[h] = (float)exp2(posattn_alibi_slope_exponent(h, n_heads, (double)max_bias));
-    }
-}
 
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Key positions and lane masks                                                                                 */

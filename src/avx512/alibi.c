@@ -1,5 +1,6 @@
 /*
- * AVX-512 ALiBi kernels: slopes, the external bias row, and the fused bias-add-softmax row.
+ * AVX-512 ALiBi kernels: the external bias row and the fused bias-add-softmax row (the slopes are the scalar
+ * kernel's on every ISA: once per model, exact in float64).
  *
  * ISA: AVX-512 F (arithmetic, masks, scalef), BW+VL (masked 16-bit loads of f16 masks), DQ (64-bit integer to
  * float for very long rows, 256-bit halves); F16C for the f16 mask conversion. The caller has checked the CPU.
@@ -35,18 +36,6 @@
 #include "../x86_row_variants.h"
 
 #define POSATTN_ALWAYS_INLINE static inline __attribute__((always_inline))
-
-/* ---------------------------------------------------------------------------------------------------------- */
-/* Slopes                                                                                                       */
-/* ---------------------------------------------------------------------------------------------------------- */
-
-/* Not hot (one call per model): exp2 in float64 of an exactly representable exponent, rounded once, is
- * correctly rounded in practice and identical to the scalar reference. */
-void posattn_alibi_slopes_f32_avx512(int64_t n_heads, float max_bias, float *slopes) {
-    for (int64_t h = 0; h < n_heads; ++h) {
-        slopes[h] = (float)exp2(posattn_alibi_slope_exponent(h, n_heads, (double)max_bias));
-    }
-}
 
 /* ---------------------------------------------------------------------------------------------------------- */
 /* Key positions                                                                                                */

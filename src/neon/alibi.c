@@ -44,14 +44,6 @@
 
 static const int32_t lane_index_s32[4] = {0, 1, 2, 3};
 
-void posattn_alibi_slopes_f32_neon(int64_t n_heads, float max_bias, float *slopes) {
-    /* A few dozen values per model: float64 exp2 rounded once is within 1 ulp and identical to the scalar
-     * reference, which a float32 SIMD exp2 could not promise; vectorising here would gain nothing. */
-    for (int64_t h = 0; h < n_heads; ++h) {
-        slopes[h] = (float)exp2(posattn_alibi_slope_exponent(h, n_heads, (double)max_bias));
-    }
-}
-
 static inline float key_position(const posattn_key_positions *keys, int64_t j) {
     return keys->k_pos ? keys->k_pos[j * keys->k_pos_stride] : (float)j;
 }
