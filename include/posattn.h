@@ -748,6 +748,8 @@ typedef struct posattn_attention_tensors {
  * The last term is underflow: with |v| below 2^-62 a product p v or a block sum may fall below FLT_MIN, and so
  * may O itself, each rounded within 2^-150 absolute (the sums are divided by l >= 1).
  * The bound is worst case and first order in u; typical errors are a few u of V_d.
+ * Results depend on a row's own inputs only: any split of the rows (row ranges, threads) gives the same bits, on
+ * a given ISA.
  *
  * Errors: NULL (t, q, k, v, out), SIZE, HEAD_DIM, KV_TYPE, ROW_RANGE, STRIDE, OVERFLOW, OVERLAP, SCALE, SOFTCAP,
  * WINDOW, AXES, METRIC, WEIGHTS, MASK_TYPE, FLAGS. On error nothing is written.

@@ -350,7 +350,9 @@ ATT_INLINE void att_pass(const posattn_attention_tile *t, const posattn_attentio
     /* Few rows per K and V byte (decode): memory-bound, the next block is requested ahead. Many rows (prefill):
      * the tiles re-read K and V from L2, where the requests only cost issue slots. */
     const int64_t prefetch_end = nr <= ATT_PREFETCH_MAX_ROWS ? hi : INT64_MIN;
-    for (int64_t j0 = lo; j0 < hi; j0 += ATT_BLOCK) {
+    /* Blocks at multiples of ATT_BLOCK keys, whatever rows share the pass: a row's result then depends on its own
+     * keys only, so any split of the rows (tiles, passes, row ranges, threads) gives the same bits. */
+    for (int64_t j0 = lo < hi ? lo - lo % ATT_BLOCK : lo; j0 < hi; j0 += ATT_BLOCK) {
         const int64_t n = hi - j0 < ATT_BLOCK ? hi - j0 : ATT_BLOCK;
         /* Rows [r0, r1) are those with keys in the block (prefill tiles walk a causal triangle). */
         int r0 = 0, r1 = nr;
