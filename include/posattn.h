@@ -355,6 +355,13 @@ typedef struct posattn_softmax_options {
  * exactly 0 by construction, before they are formed, so no path produces subnormals (the absolute term). The
  * bound is worst case (typical errors are a few u) and first order in u: it assumes (10 L + 87) u << 1, i.e.
  * logits well below 1e5 in magnitude; beyond that, float32 logits carry no useful digits of the result.
+ * One rounding policy for the logits on every ISA, the scalar reference's: x_j = scale*S rounded; the softcap with
+ * the ISA's tanhf; the bias as m_h*dist rounded (dist: |pq - pk| rounded once, or the N-D distance), then subtracted
+ * with one more rounding, never as one fused multiply-add; the mask term (M, or m_h*M rounded) added with one
+ * rounding, a -inf entry giving -inf. Without a softcap the logits (hence the maximum, every flush decision and the
+ * lse of a row whose weight is one key's) are therefore bit-identical on every ISA, which then differ only through
+ * the exponential, the order of the sum and the scaling, within the bound above; the external bias
+ * (posattn_alibi_bias) is bit-identical too.
  * N-D positions (A >= 2 axes of non-zero weight): the bias itself carries up to 6 u |bias_j| (posattn_positions),
  * so forming x_j takes at most 9 u L_j (scale, bias, two additions) instead of 4 u L_j, and the same derivation
  * gives |P_j - P*_j| <= (20 L + d_j + 22) u P*_j + 2.4e-38 and |lse - lse*| <= (21 L + 20) u + u |lse*| (with

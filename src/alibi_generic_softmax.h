@@ -1,0 +1,368 @@
+/*
+ * Part of alibi_generic.h (included from there, after the vector layer and alibi_generic_positions.h): the fused
+ * bias-add-softmax row. A row is three passes over [lo, hi), each in groups of 4 vectors (4 independent dependency
+ * chains in flight) then single vectors and one partial vector at the end:
+ *   pass 1  the logits and their maximum (the logits stored into probs when pass 2 is to reload them);
+ *   pass 2  exp(x - max), flushed, stored and summed: float32 partial sums of at most 16 terms per lane, widened
+ *           into float64 (so the denominator is within 16 u for any row length, the budget of the Accuracy
+ *           paragraph of posattn_alibi_softmax); groups whose every lane flushes skip the polynomial;
+ *   pass 3  the scaling by 1/sum, with the output flush decided before the multiply.
+ * Keys outside [lo, hi) are written as 0 first (they are never read, so this is safe in place too). Then the sink,
+ * the lse, and the two rules for rows without a finite maximum (empty rows, NaN).
+ */
+#ifndef ALIBI_ISA
+#error "include alibi_generic.h, not this file"
+#endif
+
+enum { MASK_NONE, MASK_F32, MASK_F16 };
+
+static inline int mask_mode(const posattn_softmax_row *row) {
+    return !row->mask ? MASK_NONE : row->mask_is_f16 ? MASK_F16 : MASK_F32;
+}
+
+/* Up to this many keys a row's scores and probs (32 KiB) stay in L1, where storing the logits in pass 1 and
+ * reloading them in pass 2 costs less than forming them again (11-13% faster at 512 and 4096 keys on AVX-512).
+ * Longer rows live in L2 or memory, where the extra write stream costs more than the arithmetic it saves. A layer
+ * whose logits cost more than that traffic at any length defines its own value before including (AVX2). */
+#ifndef POSATTN_STORED_LOGITS_MAX_KEYS
+#define POSATTN_STORED_LOGITS_MAX_KEYS 4096
+#endif
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Logits                                                                                                       */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* What a row's logits are made of. Scalars only, copied from the row (whose fields could alias probs as far as
+ * the compiler knows): broadcasting them in the loops costs nothing once the compiler hoists the broadcasts. */
+typedef struct alibi_logits {
+    const float *scores;
+    const void *mask;
+    float scale, softcap, slope, q_pos, mask_scale;
+    alibi_keys keys;
+    alibi_nd nd; /* N-D rows only */
+} alibi_logits;
+
+/* Logits of keys j..j+n-1 (full: n == V) with the scalar logit()'s roundings (see alibi_generic.h). When full is
+ * 0, only the elements of lanes [0, n) are read and the other lanes hold anything. keys, mask and softcap are
+ * compile-time constants in the specialised variants. */
+ALIBI_INLINE vf logits(const alibi_logits *c, int keys, int mask, int softcap, int64_t j, int64_t n, int full,
+                       vf qk) {
+    vf x = vf_mul(vf_set1(c->scale), full ? vf_load(c->scores + j) : vf_load_part(c->scores + j, n));
+    if (softcap) x = vf_mul(vf_set1(c->softcap), vf_tanh(vf_div(x, vf_set1(c->softcap))));
+    if (keys >= KEYS_ND) {
+        vf dist = nd_distance(&c->nd, KEYS_ND_AXES(keys), KEYS_ND_L2(keys), j, n);
+        x = vf_sub_mul(x, vf_set1(c->slope), dist);
+    } else if (keys != KEYS_NONE) {
+        x = vf_sub_mul(x, vf_set1(c->slope), key_distances(&c->keys, keys, c->q_pos, j, n, full, qk));
+    }
+    if (mask != MASK_NONE) {
+        vf m;
+        if (mask == MASK_F32) {
+            const float *p = (const float *)c->mask + j;
+            m = full ? vf_load(p) : vf_load_part(p, n);
+        } else {
+            const uint16_t *p = (const uint16_t *)c->mask + j;
+            m = full ? vf_load_f16(p) : vf_load_f16_part(p, n);
+        }
+        /* An entry of -inf excludes its key whatever x is (0 * -inf, a zero slope in ggml mode, is discarded). */
+        const vf neg_inf = vf_set1(-INFINITY);
+        x = vf_select(vm_eq(m, neg_inf), neg_inf, vf_add_mul(x, vf_set1(c->mask_scale), m));
+    }
+    return x;
+}
+
+/* The last, partial vector of a row: lanes past its end hold -inf, which neither the max nor the sum sees. */
+ALIBI_INLINE vf logits_tail(const alibi_logits *c, int keys, int mask, int softcap, int64_t j, int64_t n, vf qk) {
+    return vf_select(vm_first(n), logits(c, keys, mask, softcap, j, n, 0, qk), vf_set1(-INFINITY));
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Exponential                                                                                                  */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* exp(d) for d <= 0 in the lanes of keep, exactly 0 elsewhere: the polynomial of exp_f32.h (below 2 ulp on
+ * [-87, 0]). The caller's keep holds the lanes with d >= POSATTN_EXP_FLUSH_BELOW, and NaN. The argument is first
+ * clamped at the flush threshold (a NaN stays NaN), so that n >= -126 and p 2^n >= e^-87 > FLT_MIN in every lane:
+ * no lane, kept or not, forms a subnormal (each would cost a microcode assist on x86), and -inf (masked keys)
+ * never reaches the arithmetic. */
+ALIBI_INLINE vf exp_flushed(vf d, vm keep) {
+    d = vf_max_nan(vf_set1(POSATTN_EXP_FLUSH_BELOW), d);
+    /* Adding the shifter rounds d log2(e) to the nearest integer n, once, and leaves n + 127 (the biased exponent
+     * of 2^n) in the low mantissa bits of t. */
+    const vf t = vf_fma(d, vf_set1(POSATTN_EXP_LOG2E), vf_set1(POSATTN_EXP_SHIFTER));
+    const vf n = vf_sub(t, vf_set1(POSATTN_EXP_SHIFTER));
+    /* Cody-Waite: n LN2_HI is exact, so r carries only the rounding of the second step. */
+    vf r = vf_fnma(n, vf_set1(POSATTN_EXP_LN2_HI), d);
+    r = vf_fnma(n, vf_set1(POSATTN_EXP_LN2_LO), r);
+    vf p = vf_fma(vf_set1(POSATTN_EXP_P0), r, vf_set1(POSATTN_EXP_P1));
+    p = vf_fma(p, r, vf_set1(POSATTN_EXP_P2));
+    p = vf_fma(p, r, vf_set1(POSATTN_EXP_P3));
+    p = vf_fma(p, r, vf_set1(POSATTN_EXP_P4));
+    p = vf_fma(p, r, vf_set1(POSATTN_EXP_P5));
+    /* 1 + r + r^2 P(r) as 1 + r (1 + r P(r)): two FMAs, no r^2 (which would underflow for tiny r), and the last
+     * rounding is that of the result; exactly 1 at d = 0. */
+    p = vf_fma(p, r, vf_set1(1.0f));
+    p = vf_fma(p, r, vf_set1(1.0f));
+    return vf_pow2_mulz(keep, p, n, t);
+}
+
+/* The flush rule applied to the sink, with the scalar reference's libm expf (one call per row, on every ISA). */
+static inline float flushed_expf(float x) {
+    return x < POSATTN_EXP_FLUSH_BELOW ? 0.0f : expf(x);
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* The three passes                                                                                             */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+static inline void fill_f32(float *dst, int64_t begin, int64_t end, float value) {
+    const int64_t V = ALIBI_LANES;
+    int64_t j = begin;
+    for (; j + V <= end; j += V) vf_store(dst + j, vf_set1(value));
+    if (j < end) vf_store_part(dst + j, vf_set1(value), end - j);
+}
+
+/* Pass 1: the maximum of the logits of [lo, hi), -inf when there is none; with `stored`, the logits go to probs.
+ * vf_max_ign skips NaN as fmaxf does: NaN reaches the sum through exp instead, except in a row whose maximum is
+ * -inf, which the caller checks. */
+ALIBI_INLINE float pass1_logits_max(const alibi_logits *c, int keys, int mask, int softcap, int stored,
+                                    float *probs, int64_t lo, int64_t hi, vf qk_lo) {
+    const int64_t V = ALIBI_LANES;
+    vf max0 = vf_set1(-INFINITY), max1 = max0, max2 = max0, max3 = max0;
+    vf qk0 = qk_lo;
+    int64_t j = lo;
+    for (; j + 4 * V <= hi; j += 4 * V) {
+        const vf qk1 = vf_sub(qk0, vf_set1((float)V));
+        const vf qk2 = vf_sub(qk1, vf_set1((float)V));
+        const vf qk3 = vf_sub(qk2, vf_set1((float)V));
+        const vf x0 = logits(c, keys, mask, softcap, j, V, 1, qk0);
+        const vf x1 = logits(c, keys, mask, softcap, j + V, V, 1, qk1);
+        const vf x2 = logits(c, keys, mask, softcap, j + 2 * V, V, 1, qk2);
+        const vf x3 = logits(c, keys, mask, softcap, j + 3 * V, V, 1, qk3);
+        if (stored) {
+            vf_store(probs + j, x0);
+            vf_store(probs + j + V, x1);
+            vf_store(probs + j + 2 * V, x2);
+            vf_store(probs + j + 3 * V, x3);
+        }
+        max0 = vf_max_ign(max0, x0);
+        max1 = vf_max_ign(max1, x1);
+        max2 = vf_max_ign(max2, x2);
+        max3 = vf_max_ign(max3, x3);
+        qk0 = vf_sub(qk0, vf_set1((float)(4 * V)));
+    }
+    for (; j + V <= hi; j += V) {
+        const vf x = logits(c, keys, mask, softcap, j, V, 1, qk0);
+        if (stored) vf_store(probs + j, x);
+        max0 = vf_max_ign(max0, x);
+        qk0 = vf_sub(qk0, vf_set1((float)V));
+    }
+    if (j < hi) {
+        const vf x = logits_tail(c, keys, mask, softcap, j, hi - j, qk0);
+        if (stored) vf_store_part(probs + j, x, hi - j);
+        max1 = vf_max_ign(max1, x);
+    }
+    return vf_reduce_max(vf_max_ign(vf_max_ign(max0, max1), vf_max_ign(max2, max3)));
+}
+
+/* Whether a logit of [lo, hi) is NaN: the rare check behind a maximum of -inf, which vf_max_ign may have reached
+ * by skipping NaN, so that a NaN logit makes its row NaN on every ISA. */
+ALIBI_INLINE int logits_have_nan(const alibi_logits *c, int keys, int mask, int softcap, int stored,
+                                 const float *probs, int64_t lo, int64_t hi, vf qk_lo) {
+    const int64_t V = ALIBI_LANES;
+    vf qk = qk_lo;
+    for (int64_t j = lo; j < hi; j += V) {
+        const int64_t n = hi - j < V ? hi - j : V;
+        vf x = stored ? vf_load_part(probs + j, n) : logits(c, keys, mask, softcap, j, n, 0, qk);
+        if (vm_any(vm_isnan(vf_select(vm_first(n), x, vf_zero())))) return 1;
+        qk = vf_sub(qk, vf_set1((float)V));
+    }
+    return 0;
+}
+
+/* Pass 2: probs[j] = exp(x_j - mx) (flushed) over [lo, hi), and their sum. Lanes with d < -87 are 0 by the flush
+ * rule (an ordered compare: NaN is never flushed), so a group where every lane is below needs only its zeros
+ * stored. [*live_lo, *live_hi) receives the span of the groups that were not skipped, so pass 3 does not rescale
+ * stored zeros. The logits are reloaded when pass 1 stored them, else formed again with the same roundings (the
+ * softcap, which always stores, is not needed here). */
+ALIBI_INLINE double pass2_exp_sum(const alibi_logits *c, int keys, int mask, int stored, float *probs, int64_t lo,
+                                  int64_t hi, float mx, vf qk_lo, posattn_row_prefetch *pf, int64_t *live_lo,
+                                  int64_t *live_hi) {
+    const int64_t V = ALIBI_LANES;
+    const int lines = V >= 8 ? (int)(V / 4) : 1; /* cache lines per group of 4 vectors */
+    const vf mxv = vf_set1(mx), flush = vf_set1(POSATTN_EXP_FLUSH_BELOW);
+    vd sum0 = vd_zero(), sum1 = vd_zero();
+    vf acc0 = vf_zero(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    int terms = 0;
+    int64_t first = hi, last = lo;
+    vf qk0 = qk_lo;
+    int64_t j = lo;
+    for (; j + 4 * V <= hi; j += 4 * V) {
+        posattn_row_prefetch_next(pf, lines); /* the next row: as many lines as this group covers */
+        vf x0, x1, x2, x3;
+        if (stored) {
+            x0 = vf_load(probs + j);
+            x1 = vf_load(probs + j + V);
+            x2 = vf_load(probs + j + 2 * V);
+            x3 = vf_load(probs + j + 3 * V);
+        } else {
+            const vf qk1 = vf_sub(qk0, vf_set1((float)V));
+            const vf qk2 = vf_sub(qk1, vf_set1((float)V));
+            const vf qk3 = vf_sub(qk2, vf_set1((float)V));
+            x0 = logits(c, keys, mask, 0, j, V, 1, qk0);
+            x1 = logits(c, keys, mask, 0, j + V, V, 1, qk1);
+            x2 = logits(c, keys, mask, 0, j + 2 * V, V, 1, qk2);
+            x3 = logits(c, keys, mask, 0, j + 3 * V, V, 1, qk3);
+            qk0 = vf_sub(qk0, vf_set1((float)(4 * V)));
+        }
+        const vf d0 = vf_sub(x0, mxv), d1 = vf_sub(x1, mxv), d2 = vf_sub(x2, mxv), d3 = vf_sub(x3, mxv);
+        const vm keep0 = vm_nlt(d0, flush), keep1 = vm_nlt(d1, flush);
+        const vm keep2 = vm_nlt(d2, flush), keep3 = vm_nlt(d3, flush);
+        if (!vm_any(vm_or(vm_or(keep0, keep1), vm_or(keep2, keep3)))) {
+            /* Far from the maximum (distant keys under a steep slope, masked spans): all exactly 0. */
+            vf_store(probs + j, vf_zero());
+            vf_store(probs + j + V, vf_zero());
+            vf_store(probs + j + 2 * V, vf_zero());
+            vf_store(probs + j + 3 * V, vf_zero());
+            continue;
+        }
+        const vf e0 = exp_flushed(d0, keep0), e1 = exp_flushed(d1, keep1);
+        const vf e2 = exp_flushed(d2, keep2), e3 = exp_flushed(d3, keep3);
+        vf_store(probs + j, e0);
+        vf_store(probs + j + V, e1);
+        vf_store(probs + j + 2 * V, e2);
+        vf_store(probs + j + 3 * V, e3);
+        acc0 = vf_add(acc0, e0);
+        acc1 = vf_add(acc1, e1);
+        acc2 = vf_add(acc2, e2);
+        acc3 = vf_add(acc3, e3);
+        if (j < first) first = j;
+        last = j + 4 * V;
+        if (++terms == 16) {
+            sum0 = vd_widen_add(sum0, acc0);
+            sum1 = vd_widen_add(sum1, acc1);
+            sum0 = vd_widen_add(sum0, acc2);
+            sum1 = vd_widen_add(sum1, acc3);
+            acc0 = acc1 = acc2 = acc3 = vf_zero();
+            terms = 0;
+        }
+    }
+    sum0 = vd_widen_add(sum0, acc0);
+    sum1 = vd_widen_add(sum1, acc1);
+    sum0 = vd_widen_add(sum0, acc2);
+    sum1 = vd_widen_add(sum1, acc3);
+    /* At most 3 whole vectors and a partial one are left: at most 4 terms per lane of acc0. */
+    acc0 = vf_zero();
+    for (; j < hi; j += V) {
+        const int full = hi - j >= V;
+        const int64_t n = full ? V : hi - j;
+        vf x;
+        if (stored) {
+            x = full ? vf_load(probs + j) : vf_select(vm_first(n), vf_load_part(probs + j, n), vf_set1(-INFINITY));
+        } else {
+            x = full ? logits(c, keys, mask, 0, j, V, 1, qk0) : logits_tail(c, keys, mask, 0, j, n, qk0);
+            qk0 = vf_sub(qk0, vf_set1((float)V));
+        }
+        const vf d = vf_sub(x, mxv);
+        const vm keep = vm_nlt(d, flush);
+        vf e = vf_zero();
+        if (vm_any(keep)) {
+            e = exp_flushed(d, keep);
+            acc0 = vf_add(acc0, e);
+            if (j < first) first = j;
+            last = j + n;
+        }
+        if (full) {
+            vf_store(probs + j, e);
+        } else {
+            vf_store_part(probs + j, e, n);
+        }
+    }
+    sum0 = vd_widen_add(sum0, acc0);
+    *live_lo = first, *live_hi = last;
+    return vd_reduce_add(vd_add(sum0, sum1));
+}
+
+/* Pass 3: probs[j] = e_j / sum over [lo, hi) as e_j * inv, inv = 1/sum rounded once from float64 (0.5 u) and the
+ * product once more (0.5 u). Outputs below POSATTN_OUTPUT_FLUSH_BELOW are 0, decided before the multiply could
+ * form a subnormal (a microcode assist of about 100 cycles per vector on Intel): e_j / sum < 2^-125 exactly when
+ * e_j < 2^-125 sum, and for a float e_j exactly when e_j is below that product rounded up to float, so the decision
+ * is the scalar path's. A NaN (e_j or sum) is never flushed. */
+ALIBI_INLINE void pass3_scale(float *probs, int64_t lo, int64_t hi, double sum) {
+    const int64_t V = ALIBI_LANES;
+    const double floor_f64 = (double)POSATTN_OUTPUT_FLUSH_BELOW * sum; /* a power of 2 times sum: exact */
+    float floor_f32 = (float)floor_f64;
+    if ((double)floor_f32 < floor_f64) floor_f32 = nextafterf(floor_f32, INFINITY);
+    const vf inv = vf_set1((float)(1.0 / sum)), below = vf_set1(floor_f32);
+    int64_t j = lo;
+    for (; j + 4 * V <= hi; j += 4 * V) {
+        const vf e0 = vf_load(probs + j), e1 = vf_load(probs + j + V);
+        const vf e2 = vf_load(probs + j + 2 * V), e3 = vf_load(probs + j + 3 * V);
+        vf_store(probs + j, vf_mulz(vm_nlt(e0, below), e0, inv));
+        vf_store(probs + j + V, vf_mulz(vm_nlt(e1, below), e1, inv));
+        vf_store(probs + j + 2 * V, vf_mulz(vm_nlt(e2, below), e2, inv));
+        vf_store(probs + j + 3 * V, vf_mulz(vm_nlt(e3, below), e3, inv));
+    }
+    for (; j + V <= hi; j += V) {
+        const vf e = vf_load(probs + j);
+        vf_store(probs + j, vf_mulz(vm_nlt(e, below), e, inv));
+    }
+    if (j < hi) {
+        const vf e = vf_load_part(probs + j, hi - j);
+        vf_store_part(probs + j, vf_mulz(vm_nlt(e, below), e, inv), hi - j);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* The row                                                                                                      */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* The body of every softmax row variant; keys, mask and softcap are compile-time constants in the specialised
+ * variants and run-time values in the generic one. */
+ALIBI_INLINE void softmax_row_body(const posattn_softmax_row *row, int keys, int mask, int softcap) {
+    /* Logits stored by pass 1 and reloaded by pass 2 rather than formed twice: with a softcap (tanh costs more
+     * than the traffic), for strided key positions (gathers do), for N-D positions (as do the coordinates), and
+     * for rows that stay in L1 (POSATTN_STORED_LOGITS_MAX_KEYS). Either way pass 2 sees the same bits. */
+    const int stored = softcap || keys == KEYS_STRIDED || keys >= KEYS_ND || row->nk <= POSATTN_STORED_LOGITS_MAX_KEYS;
+    float *probs = row->probs;
+    const int64_t lo = row->lo, hi = row->hi;
+    fill_f32(probs, 0, lo, 0.0f);
+    fill_f32(probs, hi, row->nk, 0.0f);
+    posattn_row_prefetch pf = posattn_row_prefetch_of(row); /* the next row: see kernels.h */
+
+    alibi_logits c;
+    c.scores = row->scores;
+    c.mask = row->mask;
+    c.scale = row->scale;
+    c.softcap = row->softcap;
+    c.slope = row->slope;
+    c.q_pos = row->q_pos;
+    c.mask_scale = row->mask_scale;
+    alibi_keys_init(&c.keys, &row->keys);
+    if (keys >= KEYS_ND) alibi_nd_init(&c.nd, &row->nd, &row->keys, row->nk);
+    const vf qk_lo = keys == KEYS_IOTA ? iota_distances_at(row->q_pos, lo) : vf_zero();
+
+    float mx = pass1_logits_max(&c, keys, mask, softcap, stored, probs, lo, hi, qk_lo);
+    int sink_is_nan = 0;
+    if (row->has_sink) {
+        sink_is_nan = isnan(row->sink);
+        mx = fmaxf(mx, row->sink);
+    }
+    if (mx == -INFINITY) {
+        /* No key above -inf and no sink: zeros, and an empty log-sum-exp; unless the maximum skipped a NaN (of a
+         * logit or of the sink), which makes the row NaN as it would anywhere else. */
+        const int has_nan = sink_is_nan || logits_have_nan(&c, keys, mask, softcap, stored, probs, lo, hi, qk_lo);
+        fill_f32(probs, lo, hi, has_nan ? NAN : 0.0f);
+        if (row->lse) *row->lse = has_nan ? NAN : -INFINITY;
+        return;
+    }
+
+    int64_t live_lo, live_hi;
+    double sum = pass2_exp_sum(&c, keys, mask, stored, probs, lo, hi, mx, qk_lo, &pf, &live_lo, &live_hi);
+    if (row->has_sink) sum += (double)flushed_expf(row->sink - mx);
+    /* A NaN sum (a NaN logit) must reach every key of [lo, hi), the zeros of skipped groups included. */
+    if (isnan(sum)) live_lo = lo, live_hi = hi;
+    pass3_scale(probs, live_lo, live_hi, sum);
+    if (row->lse) *row->lse = (float)((double)mx + log(sum));
+    posattn_row_prefetch_rest(&pf);
+}
