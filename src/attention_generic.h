@@ -41,10 +41,10 @@
  * K and V blocks (64 keys x dk, dv) stay in L1 while the register tiles re-read them, so each byte of K and V
  * comes from memory once per pass.
  *
- * Stack: the block's logits (16 x 64 floats, 4 KiB) and, in final mode, the rows' float64 sums a in a buffer of
- * ATT_SUM_DOUBLES (9 KiB); a pass takes as many rows as fit (all 16 for dv <= 72, 8 + 8 for dv = 128, 2 per pass
- * for dv = 576), splitting the tile evenly. In partial mode a lives in row.partial itself: one pass. Under 16 KiB
- * in all.
+ * Stack: the block's logits (8 x 64 floats, 2 KiB) and, in final mode, the rows' float64 sums a in a buffer of
+ * ATT_SUM_DOUBLES (8 KiB); a pass takes as many rows as fit (all 8 for dv <= 128, 4 + 4 for dv = 256, 1 per pass
+ * for dv = 576), splitting the tile evenly. In partial mode a lives in row.partial itself: one pass. With the
+ * entry point's frame, under 16 KiB in all (scripts/stack-usage.sh checks it).
  *
  * Specialised variants: K and V of one type (f32, f16, bf16) with dk = dv in {64, 80, 96, 128, 256} get the
  * dimensions as compile-time constants (no tail code); any other shape takes the generic variant, runtime types
@@ -70,8 +70,8 @@
 #define ATT_UNROLL _Pragma("GCC unroll 16")
 #define ATT_ROWS POSATTN_ATTENTION_TILE_ROWS
 #define ATT_BLOCK POSATTN_ATTENTION_BLOCK
-/* The float64 sums of final mode on the stack (9 KiB). */
-#define ATT_SUM_DOUBLES 1152
+/* The float64 sums of final mode on the stack (8 KiB: a whole tile of 8 rows up to dv = 128). */
+#define ATT_SUM_DOUBLES 1024
 /* Passes of at most this many rows request the next block of K and V ahead (see att_pass). */
 #define ATT_PREFETCH_MAX_ROWS 8
 /* A generic type or dimension: read from the tile at run time. */

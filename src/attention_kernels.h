@@ -33,8 +33,9 @@
 #define POSATTN_ATTENTION_FLUSH (-44.0f)
 /* Rescale factors exp(m_old - m_new) (float64) with an exponent below this are 0 (no float64 subnormal). */
 #define POSATTN_ATTENTION_RESCALE_FLUSH (-700.0)
-/* Rows per tile: 16 (head, query) rows keep their query, block logits and float32 sums in L1. */
-#define POSATTN_ATTENTION_TILE_ROWS 16
+/* Rows per tile: 8 (head, query) rows share each K and V load, and a tile's logits, float64 sums (dv = 128) and
+ * row descriptors stay within the 16 KiB stack budget of an entry point (scripts/stack-usage.sh). */
+#define POSATTN_ATTENTION_TILE_ROWS 8
 /* Head sizes the kernels accept (the API refuses others with POSATTN_ERR_HEAD_DIM). */
 #define POSATTN_ATTENTION_MAX_DIM 576
 
