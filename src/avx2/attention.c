@@ -115,7 +115,7 @@ static inline vf vf_weight(vf gap) {
     /* Clamped: n >= -126, so 2^n is normal, and -inf never reaches the reduction; max(c, NaN) is NaN. */
     const vf d = _mm256_max_ps(_mm256_set1_ps(POSATTN_EXP_FLUSH_BELOW), gap);
     /* Adding 1.5 * 2^23 + 127 leaves n + 127, the biased exponent of 2^n, in the low mantissa bits. */
-    const vf magic = _mm256_set1_ps(12582912.0f + 127.0f);
+    const vf magic = _mm256_set1_ps(POSATTN_EXP_SHIFTER);
     const vf t = _mm256_fmadd_ps(d, _mm256_set1_ps(POSATTN_EXP_LOG2E), magic);
     const vf n = _mm256_sub_ps(t, magic);
     vf r = _mm256_fnmadd_ps(n, _mm256_set1_ps(POSATTN_EXP_LN2_HI), d);

@@ -101,7 +101,7 @@ static inline vf vf_weight(vf gap) {
     /* "Not less than" is true for NaN, which therefore reaches the sums. */
     const __mmask16 keep = _mm512_cmp_ps_mask(gap, _mm512_set1_ps(POSATTN_ATTENTION_FLUSH), _CMP_NLT_UQ);
     /* Clamping keeps -inf (excluded keys) from raising "invalid"; max(c, NaN) is NaN. */
-    const vf d = _mm512_max_ps(_mm512_set1_ps(-87.5f), gap);
+    const vf d = _mm512_max_ps(_mm512_set1_ps(POSATTN_EXP_FLUSH_BELOW), gap);
     /* Adding 1.5 * 2^23 rounds d * log2(e) to the nearest integer in the low mantissa bits. */
     const vf magic = _mm512_set1_ps(12582912.0f);
     const vf n = _mm512_sub_ps(_mm512_fmadd_ps(d, _mm512_set1_ps(POSATTN_EXP_LOG2E), magic), magic);
