@@ -126,4 +126,35 @@ static inline double fz_bias_bound(double exact, int kept, int weighted, int l2,
     return rel * FZ_U * fabs(exact) + 0x1p-150 + (l2 ? sqrt(k) * fabs(slope) * 0x1p-75 : k * fabs(slope) * 0x1p-150);
 }
 
+/* The invalid arguments the fused softmax and the fused attention share (kinds 0..7: scale, softcap, window,
+ * flags, ggml mode with positions, axes, metric, mask type), injected into the call's scale, options or positions.
+ * Returns the code the call must give, or POSATTN_OK where the input has nothing to corrupt (no positions, no
+ * mask). Each kind draws the same bytes as the targets did before it was shared, so their corpora keep meaning. */
+static inline posattn_status fz_inject_common_error(fz_bytes *b, int kind, float *scale, fz_positions *pos,
+                                                    posattn_softmax_options *o, int *use_options) {
+    switch (kind) {
+    case 0: *scale = fz_bool(b) ? NAN : -INFINITY; return POSATTN_ERR_SCALE;
+    case 1: *use_options = 1, o->softcap = fz_bool(b) ? -1.0f : NAN; return POSATTN_ERR_SOFTCAP;
+    case 2: *use_options = 1, o->window = -1 - fz_range(b, 0, 5); return POSATTN_ERR_WINDOW;
+    case 3: *use_options = 1, o->flags |= 1u << fz_range(b, 2, 31); return POSATTN_ERR_FLAGS;
+    case 4:
+        if (!pos->use) return POSATTN_OK;
+        *use_options = 1, o->flags |= POSATTN_MASK_TIMES_SLOPE;
+        return POSATTN_ERR_FLAGS;
+    case 5:
+        if (!pos->use) return POSATTN_OK;
+        pos->p.axes = fz_bool(b) ? 5 : -1;
+        return POSATTN_ERR_AXES;
+    case 6:
+        if (!pos->use) return POSATTN_OK;
+        pos->p.metric = (posattn_metric)(2 + fz_range(b, 0, 5));
+        return POSATTN_ERR_METRIC;
+    case 7:
+        if (!*use_options || !o->mask) return POSATTN_OK;
+        o->mask_type = (posattn_mask_type)(2 + fz_range(b, 0, 9));
+        return POSATTN_ERR_MASK_TYPE;
+    default: return POSATTN_OK;
+    }
+}
+
 #endif /* POSATTN_FUZZ_ALIBI_H */

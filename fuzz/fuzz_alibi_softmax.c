@@ -217,7 +217,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     posattn_status injected = POSATTN_OK;
     float *dummy = fz_floats(1);
     float *overlap_buf = NULL;
-    switch (fz_u8(&b) % 24) {
+    const int error_kind = fz_u8(&b) % 24;
+    switch (error_kind) {
     case 0: c.scores = NULL, injected = POSATTN_ERR_NULL; break;
     case 1: c.slopes = NULL, injected = POSATTN_ERR_NULL; break;
     case 2: c.nk = -fz_range(&b, 0, 3), injected = POSATTN_ERR_SIZE; break;
@@ -231,25 +232,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 8:
         if (H > 1) c.shs = INT64_C(1) << 62, c.scores = dummy, in_place = 0, injected = POSATTN_ERR_OVERFLOW;
         break;
-    case 9: c.scale = fz_bool(&b) ? NAN : -INFINITY, injected = POSATTN_ERR_SCALE; break;
-    case 10:
-        c.use_options = 1, c.o.softcap = fz_bool(&b) ? -1.0f : NAN, injected = POSATTN_ERR_SOFTCAP;
-        break;
-    case 11: c.use_options = 1, c.o.window = -1 - fz_range(&b, 0, 5), injected = POSATTN_ERR_WINDOW; break;
-    case 12: c.use_options = 1, c.o.flags |= 1u << fz_range(&b, 2, 31), injected = POSATTN_ERR_FLAGS; break;
-    case 13:
-        if (c.pos.use) c.use_options = 1, c.o.flags |= POSATTN_MASK_TIMES_SLOPE, injected = POSATTN_ERR_FLAGS;
-        break;
-    case 14:
-        if (c.pos.use) c.pos.p.axes = fz_bool(&b) ? 5 : -1, injected = POSATTN_ERR_AXES;
-        break;
-    case 15:
-        if (c.pos.use) c.pos.p.metric = (posattn_metric)(2 + fz_range(&b, 0, 5)), injected = POSATTN_ERR_METRIC;
-        break;
-    case 16:
-        if (c.use_options && c.o.mask) {
-            c.o.mask_type = (posattn_mask_type)(2 + fz_range(&b, 0, 9)), injected = POSATTN_ERR_MASK_TYPE;
-        }
+    case 9: case 10: case 11: case 12: case 13: case 14: case 15: case 16: /* the shared errors */
+        injected = fz_inject_common_error(&b, error_kind - 9, &c.scale, &c.pos, &c.o, &c.use_options);
         break;
     case 17:
         if (!in_place && p_ext > 1) { /* probs overlapping scores, not identically */

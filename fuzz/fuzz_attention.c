@@ -385,7 +385,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     /* One hostile argument (or none): the status it must give. */
     posattn_status injected = POSATTN_OK;
-    switch (fz_u8(&b) % 32) {
+    const int error_kind = fz_u8(&b) % 32;
+    switch (error_kind) {
     case 0: c.use_t = 0, injected = POSATTN_ERR_NULL; break;
     case 1:
         if (c.mode == MODE_FULL) t->q = NULL, injected = POSATTN_ERR_NULL;
@@ -419,26 +420,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 11:
         if (c.mode == MODE_FULL) c.out_on_input = (int)fz_range(&b, 1, 3), injected = POSATTN_ERR_OVERLAP;
         break;
-    case 12: c.scale = fz_bool(&b) ? NAN : -INFINITY, injected = POSATTN_ERR_SCALE; break;
-    case 13:
-        c.use_options = 1, c.o.softcap = fz_bool(&b) ? -1.0f : NAN, injected = POSATTN_ERR_SOFTCAP;
-        break;
-    case 14: c.use_options = 1, c.o.window = -1 - fz_range(&b, 0, 5), injected = POSATTN_ERR_WINDOW; break;
-    case 15: c.use_options = 1, c.o.flags |= 1u << fz_range(&b, 2, 31), injected = POSATTN_ERR_FLAGS; break;
-    case 16:
-        if (c.pos.use) c.use_options = 1, c.o.flags |= POSATTN_MASK_TIMES_SLOPE, injected = POSATTN_ERR_FLAGS;
-        else if (!slopes) c.use_options = 1, c.o.flags |= POSATTN_MASK_TIMES_SLOPE, injected = POSATTN_ERR_FLAGS;
-        break;
-    case 17:
-        if (c.pos.use) c.pos.p.axes = fz_bool(&b) ? 5 : -1, injected = POSATTN_ERR_AXES;
-        break;
-    case 18:
-        if (c.pos.use) c.pos.p.metric = (posattn_metric)(2 + fz_range(&b, 0, 5)), injected = POSATTN_ERR_METRIC;
-        break;
-    case 19:
-        if (c.use_options && c.o.mask) {
-            c.o.mask_type = (posattn_mask_type)(2 + fz_range(&b, 0, 9)), injected = POSATTN_ERR_MASK_TYPE;
+    case 16: /* ggml mode: also refused without positions when there are no slopes to multiply the mask by */
+        if (!c.pos.use && !slopes) {
+            c.use_options = 1, c.o.flags |= POSATTN_MASK_TIMES_SLOPE, injected = POSATTN_ERR_FLAGS;
+        } else {
+            injected = fz_inject_common_error(&b, error_kind - 12, &c.scale, &c.pos, &c.o, &c.use_options);
         }
+        break;
+    case 12: case 13: case 14: case 15: case 17: case 18: case 19: /* the shared errors */
+        injected = fz_inject_common_error(&b, error_kind - 12, &c.scale, &c.pos, &c.o, &c.use_options);
         break;
     case 20:
         if (c.mode == MODE_SPLIT) c.cuts[c.n_ranges] = nk + 1 + fz_range(&b, 0, 3), injected = POSATTN_ERR_KEY_RANGE;
