@@ -89,7 +89,8 @@ POSATTN_API const char *posattn_status_string(posattn_status status);
  *
  * An ISA need not implement every operation (posattn_op): with an ISA active, each operation runs that ISA's own
  * kernel when it has one, else the next ISA in priority order that has one (scalar always has all). SVE, for
- * instance, implements the ALiBi bias and the fused softmax and leaves rotary and LieRE to NEON.
+ * instance, implements the ALiBi bias, the fused softmax and the fused attention and leaves rotary and LieRE to
+ * NEON.
  * posattn_op_isa says which ISA serves an operation.
  *
  * The environment variable POSATTN_ISA=<name> (a name from posattn_isa_name, case-insensitive) forces an ISA at

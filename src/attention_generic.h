@@ -42,8 +42,8 @@
  * comes from memory once per pass.
  *
  * Stack: the block's logits (8 x 64 floats, 2 KiB) and, in final mode, the rows' float64 sums a in a buffer of
- * ATT_SUM_DOUBLES (8 KiB); a pass takes as many rows as fit (all 8 for dv <= 128, 4 + 4 for dv = 256, 1 per pass
- * for dv = 576), splitting the tile evenly. In partial mode a lives in row.partial itself: one pass. With the
+ * POSATTN_ATTENTION_SUM_DOUBLES (8 KiB); a pass takes as many rows as fit (posattn_attention_rows_per_pass),
+ * splitting the tile evenly. In partial mode a lives in row.partial itself: one pass. With the
  * entry point's frame, under 16 KiB in all (scripts/stack-usage.sh checks it).
  *
  * Specialised variants: K and V of one type (f32, f16, bf16) with dk = dv in {64, 80, 96, 128, 256} get the
@@ -70,8 +70,6 @@
 #define ATT_UNROLL _Pragma("GCC unroll 16")
 #define ATT_ROWS POSATTN_ATTENTION_TILE_ROWS
 #define ATT_BLOCK POSATTN_ATTENTION_BLOCK
-/* The float64 sums of final mode on the stack (8 KiB: a whole tile of 8 rows up to dv = 128). */
-#define ATT_SUM_DOUBLES 1024
 /* Passes of at most this many rows request the next block of K and V ahead (see att_pass). */
 #define ATT_PREFETCH_MAX_ROWS 8
 /* A generic type or dimension: read from the tile at run time. */
@@ -337,16 +335,8 @@ ATT_INLINE void att_pass(const posattn_attention_tile *t, const posattn_attentio
     float x[ATT_ROWS][ATT_BLOCK];
     float m[ATT_ROWS];
     double l[ATT_ROWS];
-    int64_t lo = INT64_MAX, hi = INT64_MIN;
-    for (int r = 0; r < nr; ++r) {
-        m[r] = -INFINITY;
-        l[r] = 0.0;
-        memset(sums[r], 0, (size_t)dv * sizeof(double));
-        if (rows[r].lo < rows[r].hi) {
-            lo = rows[r].lo < lo ? rows[r].lo : lo;
-            hi = rows[r].hi > hi ? rows[r].hi : hi;
-        }
-    }
+    int64_t lo, hi;
+    posattn_attention_pass_begin(rows, nr, dv, m, l, sums, &lo, &hi);
     /* Few rows per K and V byte (decode): memory-bound, the next block is requested ahead. Many rows (prefill):
      * the tiles re-read K and V from L2, where the requests only cost issue slots. */
     const int64_t prefetch_end = nr <= ATT_PREFETCH_MAX_ROWS ? hi : INT64_MIN;
@@ -398,10 +388,8 @@ ATT_INLINE void att_tile(const posattn_attention_tile *t, const int64_t dk_c, co
         att_pass(t, t->rows, t->n_rows, sums, dk, dv, kt, vt);
         return;
     }
-    double a[ATT_SUM_DOUBLES];
-    int fit = (int)(ATT_SUM_DOUBLES / dv);
-    if (fit > ATT_ROWS) fit = ATT_ROWS;
-    const int passes = (t->n_rows + fit - 1) / fit, per_pass = (t->n_rows + passes - 1) / passes;
+    double a[POSATTN_ATTENTION_SUM_DOUBLES];
+    const int per_pass = posattn_attention_rows_per_pass(t->n_rows, dv);
     for (int r0 = 0; r0 < t->n_rows; r0 += per_pass) {
         const int nr = t->n_rows - r0 < per_pass ? t->n_rows - r0 : per_pass;
         for (int r = 0; r < nr; ++r) sums[r] = a + r * dv;

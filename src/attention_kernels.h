@@ -85,6 +85,35 @@ static inline double posattn_attention_rescale(double from, double to) {
     return e < POSATTN_ATTENTION_RESCALE_FLUSH ? 0.0 : exp(e);
 }
 
+/* The float64 sums a of final mode that a tile keeps on the stack (8 KiB: a whole tile of 8 rows up to dv = 128),
+ * and how many rows each pass of a tile of n_rows takes so that their sums fit (the tile split evenly: all 8 for
+ * dv <= 128, 4 + 4 for dv = 256, 1 per pass for dv = 576). */
+#define POSATTN_ATTENTION_SUM_DOUBLES 1024
+static inline int posattn_attention_rows_per_pass(int n_rows, int64_t dv) {
+    int fit = (int)(POSATTN_ATTENTION_SUM_DOUBLES / dv);
+    if (fit > POSATTN_ATTENTION_TILE_ROWS) fit = POSATTN_ATTENTION_TILE_ROWS;
+    const int passes = (n_rows + fit - 1) / fit;
+    return (n_rows + passes - 1) / passes;
+}
+
+/* Starts the running state of a pass over rows [0, nr) (m = -inf, l = 0, a = 0 in sums[r][0, dv)) and returns in
+ * [*lo, *hi) the union of their valid keys (*lo >= *hi: none). Shared by every ISA's tile, so the passes agree on
+ * which keys they walk. */
+static inline void posattn_attention_pass_begin(const posattn_attention_row *rows, int nr, int64_t dv, float *m,
+                                                double *l, double *const *sums, int64_t *lo, int64_t *hi) {
+    *lo = INT64_MAX;
+    *hi = INT64_MIN;
+    for (int r = 0; r < nr; ++r) {
+        m[r] = -INFINITY;
+        l[r] = 0.0;
+        memset(sums[r], 0, (size_t)dv * sizeof(double));
+        if (rows[r].lo < rows[r].hi) {
+            *lo = rows[r].lo < *lo ? rows[r].lo : *lo;
+            *hi = rows[r].hi > *hi ? rows[r].hi : *hi;
+        }
+    }
+}
+
 /* The final output of a row from its running maximum m, sum l and weighted sums a[0, dv) (float64, a is scaled in
  * place): the sink joins once, then out = a / l and lse = m' + log l; l == 0 gives zeros and -inf. A sink of -inf
  * weighs 0 (never -inf - (-inf)); a NaN sink makes the row NaN. Shared by every ISA and the split-KV merge, so the

@@ -55,5 +55,6 @@ const posattn_registry_row posattn_registry[POSATTN_OP_COUNT][POSATTN_ISA_COUNT]
 #if POSATTN_HAVE_SVE
     POSATTN_ROW(alibi_bias_row, sve, POSATTN_CPU_SVE),
     POSATTN_ROW(alibi_softmax_row, sve, POSATTN_CPU_SVE),
+    POSATTN_ROW(attention_tile, sve, POSATTN_CPU_SVE),
 #endif
 };
