@@ -96,6 +96,12 @@ POSATTN_API const char *posattn_status_string(posattn_status status);
  * The environment variable POSATTN_ISA=<name> (a name from posattn_isa_name, case-insensitive) forces an ISA at
  * that first resolution; an unknown or unsupported name is ignored (the best ISA is used) and reported by
  * posattn_init. posattn_force_isa forces one at any time.
+ *
+ * A build in compile-time selection mode (meson -Ddispatch=compile-time, CMake -DPOSATTN_DISPATCH=compile-time)
+ * contains only the scalar reference and the best ISA that the build's own compiler flags guarantee (for instance
+ * AVX-512 under -march=x86-64-v4; SVE with NEON under -march=armv8.2-a+sve), and detects nothing: the CPU is
+ * assumed to have what the flags promised. The functions below behave as documented over those ISAs: the list,
+ * names, forcing (scalar or the compiled one) and posattn_op_isa.
  */
 typedef enum posattn_isa {
     POSATTN_ISA_AUTO = 0,   /* "best supported"; only meaningful for posattn_force_isa */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages posattn needs, only those missing: the build and tests by default; with --bench the
 # benchmark suite and its peers; with --cross the aarch64 cross toolchain, qemu and the arm64 libraries;
-# with --sanitizers clang's sanitizer runtimes. Debian 12, as root (or with sudo available).
+# with --sanitizers clang's sanitizer runtimes; with --vendor CMake and qemu-user (scripts/vendor-check.sh). Debian 12, as root (or with sudo available).
 set -euo pipefail
 
 packages=(meson ninja-build pkg-config gcc libsleef-dev check libsubunit-dev)
@@ -13,6 +13,7 @@ for arg in "$@"; do
              packages+=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
                         libsleef-dev:arm64 check:arm64 libsubunit-dev:arm64) ;;
     --sanitizers) packages+=(clang libclang-rt-14-dev) ;;
+    --vendor) packages+=(cmake qemu-user) ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
   esac
 done

@@ -13,9 +13,16 @@
 
 #include "dispatch.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
+/* Runtime detection (the default): cpuid and XGETBV on x86-64, through GCC/Clang's <cpuid.h> or MSVC's
+ * intrinsics; getauxval on aarch64 Linux. Compile-time selection (POSATTN_DISPATCH_COMPILE_TIME, meson
+ * -Ddispatch=compile-time): the build compiled only the ISA its own flags guarantee, so nothing is detected. */
+#if !POSATTN_DISPATCH_COMPILE_TIME && (defined(__x86_64__) || defined(_M_X64))
 #define POSATTN_X86 1
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+#else
 #include <cpuid.h>
+#endif
 #endif
 
 /* Best first; the first one supported wins, and an operation an ISA lacks goes to the next one that has it. */
@@ -36,22 +43,41 @@ static const char *const op_names[POSATTN_OP_COUNT] = {
 };
 
 #if POSATTN_X86
+/* cpuid leaf `leaf`, subleaf `sub`, into r = {eax, ebx, ecx, edx}; 0 when the CPU has no such leaf. */
+static int cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
+#if defined(_MSC_VER) && !defined(__clang__)
+    int max[4], out[4];
+    __cpuid(max, (int)(leaf & 0x80000000u));
+    if ((unsigned)max[0] < leaf) return 0;
+    __cpuidex(out, (int)leaf, (int)sub);
+    for (int i = 0; i < 4; ++i) r[i] = (unsigned)out[i];
+    return 1;
+#else
+    return __get_cpuid_count(leaf, sub, &r[0], &r[1], &r[2], &r[3]);
+#endif
+}
+
+/* XCR0: the register state the OS saves. Only called once cpuid said OSXSAVE (XGETBV faults without it). */
 static uint64_t read_xcr0(void) {
+#if defined(_MSC_VER) && !defined(__clang__)
+    return (uint64_t)_xgetbv(0);
+#else
     uint32_t eax, edx;
     __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
     return ((uint64_t)edx << 32) | eax;
+#endif
 }
 
 /* cpuid, then OSXSAVE before XGETBV (XGETBV faults without it), then the OS-enabled state, then feature bits. */
 static int x86_supports(posattn_isa isa) {
-    unsigned eax, ebx, ecx, edx;
-    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
-    const unsigned fma = 1u << 12, osxsave = 1u << 27, avx = 1u << 28, f16c = 1u << 29;
+    unsigned r[4];
+    if (!cpuid(1, 0, r)) return 0;
+    const unsigned ecx = r[2], fma = 1u << 12, osxsave = 1u << 27, avx = 1u << 28, f16c = 1u << 29;
     if ((ecx & (fma | osxsave | avx | f16c)) != (fma | osxsave | avx | f16c)) return 0;
     uint64_t xcr0 = read_xcr0();
     if ((xcr0 & 0x6u) != 0x6u) return 0; /* XMM and YMM state */
-    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
-    const unsigned avx2 = 1u << 5;
+    if (!cpuid(7, 0, r)) return 0;
+    const unsigned ebx = r[1], avx2 = 1u << 5;
     if (!(ebx & avx2)) return 0;
     if (isa == POSATTN_ISA_AVX2) return 1;
     if (isa != POSATTN_ISA_AVX512) return 0;
@@ -61,20 +87,39 @@ static int x86_supports(posattn_isa isa) {
 }
 #endif
 
-#if defined(__aarch64__) && defined(__linux__)
+#if !POSATTN_DISPATCH_COMPILE_TIME && defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #ifndef HWCAP_SVE
 #define HWCAP_SVE (1UL << 22) /* the kernel's uapi value, for C libraries whose headers predate SVE */
 #endif
 #endif
 
+#if POSATTN_DISPATCH_COMPILE_TIME
+/* The build flags guarantee every compiled ISA (meson.build and CMakeLists.txt compiled only those). */
+static unsigned detect_cpu_features(void) {
+    unsigned features = 0;
+#if POSATTN_HAVE_AVX2
+    features |= POSATTN_CPU_AVX2;
+#endif
+#if POSATTN_HAVE_AVX512
+    features |= POSATTN_CPU_AVX512;
+#endif
+#if POSATTN_HAVE_NEON
+    features |= POSATTN_CPU_NEON;
+#endif
+#if POSATTN_HAVE_SVE
+    features |= POSATTN_CPU_SVE;
+#endif
+    return features;
+}
+#else
 static unsigned detect_cpu_features(void) {
     unsigned features = 0;
 #if POSATTN_X86
     if (x86_supports(POSATTN_ISA_AVX2)) features |= POSATTN_CPU_AVX2;
     if (x86_supports(POSATTN_ISA_AVX512)) features |= POSATTN_CPU_AVX512;
 #endif
-#if defined(__aarch64__)
+#if defined(__aarch64__) || defined(_M_ARM64)
     features |= POSATTN_CPU_NEON; /* baseline on AArch64 */
 #if defined(__linux__)
     if (getauxval(AT_HWCAP) & HWCAP_SVE) features |= POSATTN_CPU_SVE;
@@ -82,6 +127,7 @@ static unsigned detect_cpu_features(void) {
 #endif
     return features;
 }
+#endif
 
 /* The POSATTN_CPU_* bits of this CPU and OS, with DETECTED set once detection ran: part of the one-time detection,
  * since cpuid traps to the hypervisor in a VM and posattn_force_isa and posattn_isa_supported may be called often.

@@ -206,7 +206,11 @@ START_TEST(test_op_isa) {
                               posattn_isa_name(serving));
             }
         }
-        ck_assert_msg(own >= 1, "%s is compiled but implements no operation", posattn_isa_name(listed[k]));
+        /* On a CPU without the ISA, its operations are served by the ISAs this CPU runs (baseline builds meet
+         * that: scripts/baseline-check.sh runs this test on a CPU without AVX). */
+        if (posattn_isa_supported(listed[k])) {
+            ck_assert_msg(own >= 1, "%s is compiled but implements no operation", posattn_isa_name(listed[k]));
+        }
     }
     ck_assert_int_eq(posattn_op_isa(POSATTN_OP_COUNT, POSATTN_ISA_SCALAR), POSATTN_ISA_AUTO);
     ck_assert_int_eq(posattn_op_isa((posattn_op)-1, POSATTN_ISA_SCALAR), POSATTN_ISA_AUTO);
