@@ -25,6 +25,11 @@
  *                                          f16 K and V are converted to f32 head-major copies beforehand, untimed,
  *                                          so the peer reads twice the bytes posattn reads. Decode nk = 32768 (MHA
  *                                          and GQA) and prefill, f16 shapes.
+ *   far_field/<isa>/decode_h32_kv32_d128_f16_nk<nk>_tok/<skip:on|skip:off|summary_update:1token>   far-field
+ *                                          skipping (issue 15): unit-variance q, k and v (uniform, f16-exact), the
+ *                                          same call with posattn_attention_far_field (summaries made untimed) and
+ *                                          with posattn_attention; the fraction of K/V bytes read goes to stderr;
+ *                                          summary_update: posattn_kv_summary_update for one appended token.
  * The FMA peak the prefill is compared with is roofline_fma/<isa>/chains (bench/liere.c), in the same run.
  * Counters: elements = the valid logits of a call (H * nq * nk for decode, H * n(n+1)/2 for causal prefill; the
  * report counts 4 * 128 flops per valid logit for the prefill's fraction of the FMA peak); bytes = the K + V bytes
@@ -69,7 +74,7 @@ enum {
     ATTN_MAX_THREADS = 2
 };
 
-typedef enum attn_kind { ATTN_FUSED, ATTN_SPLIT, ATTN_READ, ATTN_PEER } attn_kind;
+typedef enum attn_kind { ATTN_FUSED, ATTN_SPLIT, ATTN_READ, ATTN_PEER, ATTN_FAR } attn_kind;
 
 typedef struct attn_impl {
     attn_kind kind;
@@ -79,6 +84,8 @@ typedef struct attn_impl {
     int head_major;
     int causal;
     int threads;
+    int skip; /* ATTN_FAR: 1 posattn_attention_far_field, 0 posattn_attention on the same unit-variance data; 2 one
+               * appended token's posattn_kv_summary_update (the engine's cost per token) */
 } attn_impl;
 
 enum { ATTN_MAX_CASES = 512 };
@@ -129,6 +136,9 @@ static void add_attn_case(attn_impl im, const char *family, const char *variant)
     }
     if (im.kind == ATTN_SPLIT) {
         snprintf(c->name, sizeof c->name, "%s/%s/%s/threads:%d", family, variant, shape, im.threads);
+    } else if (im.kind == ATTN_FAR) {
+        snprintf(c->name, sizeof c->name, "%s/%s/%s/%s", family, variant, shape,
+                 im.skip == 2 ? "summary_update:1token" : im.skip ? "skip:on" : "skip:off");
     } else {
         snprintf(c->name, sizeof c->name, "%s/%s/%s", family, variant, shape);
     }
@@ -138,6 +148,8 @@ static void add_attn_case(attn_impl im, const char *family, const char *variant)
     c->threads = im.kind == ATTN_SPLIT ? im.threads : 1;
     c->wall_clock = im.kind == ATTN_SPLIT;
 }
+
+static void build_far_cases(void);
 
 /* Cases are registered K/V buffer by K/V buffer (Hkv, nk, type), so each buffer is filled once per run. */
 static void build_attn_cases(void) {
@@ -201,6 +213,25 @@ static void build_attn_cases(void) {
             add_attn_case(im, "peer_onednn", "attention_unfused");
         }
     }
+    build_far_cases();
+}
+
+/* Far-field skipping (issue 15): decode H = Hkv = 32, f16, token-major, unit-variance q and k, with and without
+ * skipping, on each SIMD ISA. */
+static void build_far_cases(void) {
+    int simd[POSATTN_ISA_COUNT];
+    const int n_simd = pab_simd_isas(simd);
+    const int64_t nks[] = {4096, 32768, 131072};
+    for (size_t a = 0; a < sizeof nks / sizeof nks[0]; ++a) {
+        for (int m = 0; m < n_simd; ++m) {
+            for (int skip = 0; skip < (m == 0 ? 3 : 2); ++skip) {
+                attn_impl im = {0};
+                im.kind = ATTN_FAR, im.isa = (posattn_isa)simd[m], im.skip = skip;
+                im.heads = im.kv_heads = 32, im.nq = 1, im.nk = nks[a], im.type = POSATTN_KV_F16;
+                add_attn_case(im, "far_field", posattn_isa_name(im.isa));
+            }
+        }
+    }
 }
 
 static size_t attn_count(void) {
@@ -220,6 +251,7 @@ static const pab_case *attn_at(size_t i) {
 typedef struct attn_data {
     int64_t kv_heads, nk;
     posattn_kv_type type;
+    int unit_variance; /* the far-field cases' data */
     size_t elems; /* of K, and of V: nk * Hkv * 128 */
     void *k, *v;
 } attn_data;
@@ -277,23 +309,38 @@ static float half_value(uint16_t h) {
     return f;
 }
 
-static void fill_kv(void *buf, size_t n, posattn_kv_type type) {
+/* Unit variance: uniform on [-sqrt 3, sqrt 3), rounded to 11 significant bits (and 0 below 2^-14), so that it is
+ * exact in f16 as attn_value is. */
+static float attn_unit_value(uint64_t bits) {
+    const float x = 1.7320508f * ((float)(bits >> 40) / (float)(1u << 23) - 1.0f);
+    if (fabsf(x) < 0x1p-14f) return 0.0f;
+    int e;
+    const float m = frexpf(x, &e);
+    return ldexpf(nearbyintf(m * 2048.0f) / 2048.0f, e);
+}
+
+static void fill_kv(void *buf, size_t n, posattn_kv_type type, int unit_variance) {
+    float (*value)(uint64_t) = unit_variance ? attn_unit_value : attn_value;
     if (type == POSATTN_KV_F32) {
         float *f = buf;
-        for (size_t i = 0; i < n; ++i) f[i] = attn_value(attn_rng());
+        for (size_t i = 0; i < n; ++i) f[i] = value(attn_rng());
     } else {
         uint16_t *h = buf;
-        for (size_t i = 0; i < n; ++i) h[i] = half_bits(attn_value(attn_rng()));
+        for (size_t i = 0; i < n; ++i) h[i] = half_bits(value(attn_rng()));
     }
 }
 
 static attn_data *attn_data_get(const attn_impl *im) {
     attn_data *d = attn_cached;
-    if (d && d->kv_heads == im->kv_heads && d->nk == im->nk && d->type == im->type) return d;
+    const int unit_variance = im->kind == ATTN_FAR;
+    if (d && d->kv_heads == im->kv_heads && d->nk == im->nk && d->type == im->type &&
+        d->unit_variance == unit_variance) {
+        return d;
+    }
     attn_release_all();
     d = calloc(1, sizeof *d);
     if (!d) return NULL;
-    d->kv_heads = im->kv_heads, d->nk = im->nk, d->type = im->type;
+    d->kv_heads = im->kv_heads, d->nk = im->nk, d->type = im->type, d->unit_variance = unit_variance;
     d->elems = (size_t)(im->nk * im->kv_heads * ATTN_DIM);
     d->k = attn_alloc(d->elems * kv_elem_size(im->type));
     d->v = attn_alloc(d->elems * kv_elem_size(im->type));
@@ -302,8 +349,8 @@ static attn_data *attn_data_get(const attn_impl *im) {
         return NULL;
     }
     attn_rng_state = 0x9e3779b97f4a7c15ull;
-    fill_kv(d->k, d->elems, d->type);
-    fill_kv(d->v, d->elems, d->type);
+    fill_kv(d->k, d->elems, d->type, unit_variance);
+    fill_kv(d->v, d->elems, d->type, unit_variance);
     attn_cached = d;
     return d;
 }
@@ -347,6 +394,9 @@ typedef struct attn_ctx {
     pab_onednn_attention *peer;
 #endif
     float *peer_q, *peer_k, *peer_v, *peer_s, *peer_o; /* the peer's f32 copies, scores and output */
+    posattn_kv_summary summary;                        /* ATTN_FAR */
+    posattn_far_field far;
+    void *summary_buffer;
 } attn_ctx;
 
 static posattn_status split_part(attn_ctx *x, int index, int threads) {
@@ -418,6 +468,13 @@ static posattn_status attn_run_once(attn_ctx *x) {
     switch (im->kind) {
     case ATTN_FUSED:
         return posattn_attention(&x->t, x->scale, x->slopes, NULL, &x->options, 0, im->heads * im->nq);
+    case ATTN_FAR:
+        if (!im->skip) return posattn_attention(&x->t, x->scale, x->slopes, NULL, &x->options, 0, im->heads);
+        if (im->skip == 2) { /* the last key appended again: one token's update */
+            x->summary.n_keys = im->nk - 1;
+            return posattn_kv_summary_update(&x->summary, &x->t, NULL, im->nk - 1);
+        }
+        return posattn_attention_far_field(&x->t, x->scale, x->slopes, NULL, &x->options, &x->far, 0, im->heads);
     case ATTN_SPLIT: return split_run(x);
     case ATTN_READ: {
         const size_t bytes = x->d->elems * kv_elem_size(x->d->type);
@@ -490,7 +547,7 @@ done:
 
 static const char *check_output(const attn_ctx *x) {
     const attn_impl *im = x->im;
-    if (im->kind == ATTN_READ) return NULL;
+    if (im->kind == ATTN_READ || (im->kind == ATTN_FAR && im->skip == 2)) return NULL; /* no attention output */
     const int64_t rows[3][2] = {{0, im->nq - 1}, {im->heads - 1, 0}, {im->heads / 2, im->nq / 3}};
     for (int k = 0; k < 3; ++k) {
         const int64_t h = rows[k][0], i = rows[k][1];
@@ -513,6 +570,7 @@ static void attn_finish(void *ctx) {
 #endif
     free(x->peer_q), free(x->peer_k), free(x->peer_v), free(x->peer_s), free(x->peer_o);
     free(x->q), free(x->out), free(x->slopes);
+    free(x->summary_buffer), free(x->far.scratch);
     posattn_force_isa(POSATTN_ISA_AUTO);
     free(x);
 }
@@ -568,6 +626,25 @@ static const char *prepare_peer(attn_ctx *x) {
 static const char *prepare_kind(attn_ctx *x) {
     const attn_impl *im = x->im;
     switch (im->kind) {
+    case ATTN_FAR:
+        if (posattn_force_isa(im->isa) != POSATTN_OK) return "ISA not supported on this CPU";
+        if (im->skip) { /* the summaries an engine would keep, made once, untimed */
+            size_t bytes = 0, scratch = 0;
+            if (posattn_kv_summary_size(im->kv_heads, im->nk, &bytes) != POSATTN_OK ||
+                posattn_far_field_scratch_size(im->nk, ATTN_DIM, &scratch) != POSATTN_OK) {
+                return "far-field sizes failed";
+            }
+            x->summary_buffer = malloc(bytes);
+            x->far.scratch = malloc(scratch);
+            if (!x->summary_buffer || !x->far.scratch) return "out of memory";
+            x->far.scratch_bytes = scratch;
+            if (posattn_kv_summary_init(&x->summary, im->kv_heads, im->nk, x->summary_buffer, bytes) != POSATTN_OK ||
+                posattn_kv_summary_update(&x->summary, &x->t, NULL, 0) != POSATTN_OK) {
+                return "posattn_kv_summary_update failed";
+            }
+            x->far.summary = &x->summary;
+        }
+        return NULL;
     case ATTN_FUSED:
     case ATTN_SPLIT:
         if (!posattn_isa_supported(im->isa)) {
@@ -620,7 +697,9 @@ static const char *attn_prepare(const pab_case *c, void **ctx) {
         return "out of memory for the shape's buffers";
     }
     attn_rng_state = 0x2545f4914f6cdd1dull;
-    for (size_t i = 0; i < qn; ++i) x->q[i] = attn_value(attn_rng());
+    for (size_t i = 0; i < qn; ++i) {
+        x->q[i] = im->kind == ATTN_FAR ? attn_unit_value(attn_rng()) : attn_value(attn_rng());
+    }
     posattn_alibi_slopes(im->heads, 8.0f, x->slopes);
     if (im->causal) x->options.flags = POSATTN_CAUSAL;
     posattn_attention_tensors *t = &x->t;
@@ -636,6 +715,10 @@ static const char *attn_prepare(const pab_case *c, void **ctx) {
     if (!why) {
         posattn_status st = attn_run_once(x); /* warm-up, untimed */
         why = st != POSATTN_OK ? posattn_status_string(st) : check_output(x);
+        if (!why && im->kind == ATTN_FAR && im->skip == 1) {
+            fprintf(stderr, "%s: read %.2f%% of the K/V bytes\n", c->name,
+                    100.0 * (double)x->far.keys_read / (double)(im->heads * im->nk));
+        }
     }
     if (why) {
         attn_finish(x);

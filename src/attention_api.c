@@ -12,33 +12,18 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "attention_call.h"
 #include "dispatch.h"
-#include "rows.h"
-#include "validate.h"
 
-/* Everything a call needs once validated: the tensors with resolved strides, and the spans of every input. */
-typedef struct attention_call {
-    posattn_attention_tensors t; /* strides resolved */
-    posattn_shape shape;         /* H, nq, nk */
-    int64_t group;               /* query heads per KV head */
-    float scale;
-    const float *slopes;
-    posattn_positions_layout pos;
-    const posattn_softmax_options *o;
-    int64_t mask_row_stride;
-    span inputs[9]; /* q, k, v, slopes, sinks, mask, positions q, k, weights */
-    span out, lse;
-} attention_call;
-
-static size_t kv_elem_size(posattn_kv_type type) {
+size_t posattn_kv_elem_size(posattn_kv_type type) {
     return type == POSATTN_KV_F32 ? sizeof(float) : sizeof(uint16_t);
 }
 
-static int kv_type_known(posattn_kv_type type) {
+int posattn_kv_type_known(posattn_kv_type type) {
     return type == POSATTN_KV_F32 || type == POSATTN_KV_F16 || type == POSATTN_KV_BF16;
 }
 
-static posattn_status check_dims(int64_t dk, int64_t dv) {
+posattn_status posattn_attention_check_dims(int64_t dk, int64_t dv) {
     if (dk < 1 || dk > POSATTN_ATTENTION_MAX_DIM || dv < 1 || dv > POSATTN_ATTENTION_MAX_DIM) {
         return POSATTN_ERR_HEAD_DIM;
     }
@@ -75,9 +60,9 @@ static posattn_status resolve_tensors(attention_call *c, int need_out) {
     if ((st = posattn_tensor_span(t->q, t->nq, t->q_tok_stride, H, t->q_head_stride, q_len, sizeof(float),
                                   &c->inputs[0])) ||
         (st = posattn_tensor_span(t->k, t->nk, t->k_tok_stride, Hkv, t->k_head_stride, t->dk,
-                                  kv_elem_size(t->k_type), &c->inputs[1])) ||
+                                  posattn_kv_elem_size(t->k_type), &c->inputs[1])) ||
         (st = posattn_tensor_span(t->v, t->nk, t->v_tok_stride, Hkv, t->v_head_stride, t->dv,
-                                  kv_elem_size(t->v_type), &c->inputs[2]))) {
+                                  posattn_kv_elem_size(t->v_type), &c->inputs[2]))) {
         return st;
     }
     c->out.begin = c->out.end = 0;
@@ -97,11 +82,10 @@ static posattn_status resolve_tensors(attention_call *c, int need_out) {
     return POSATTN_OK;
 }
 
-/* The checks shared by posattn_attention and posattn_attention_partial (need_out: the final outputs are written). */
-static posattn_status prepare(attention_call *c, const posattn_attention_tensors *t, float scale,
-                              const float *slopes, const posattn_positions *positions,
-                              const posattn_softmax_options *options, int64_t row_begin, int64_t row_end,
-                              int need_out) {
+posattn_status posattn_attention_prepare(attention_call *c, const posattn_attention_tensors *t, float scale,
+                                        const float *slopes, const posattn_positions *positions,
+                                        const posattn_softmax_options *options, int64_t row_begin, int64_t row_end,
+                                        int need_out) {
     static const posattn_softmax_options no_options = {0};
     if (!t) return POSATTN_ERR_NULL;
     c->t = *t;
@@ -113,8 +97,8 @@ static posattn_status prepare(attention_call *c, const posattn_attention_tensors
     if (st) return st;
     if (t->n_kv_heads <= 0 || t->n_heads % t->n_kv_heads != 0) return POSATTN_ERR_SIZE;
     c->group = t->n_heads / t->n_kv_heads;
-    if ((st = check_dims(t->dk, t->dv))) return st;
-    if (!kv_type_known(t->k_type) || !kv_type_known(t->v_type)) return POSATTN_ERR_KV_TYPE;
+    if ((st = posattn_attention_check_dims(t->dk, t->dv))) return st;
+    if (!posattn_kv_type_known(t->k_type) || !posattn_kv_type_known(t->v_type)) return POSATTN_ERR_KV_TYPE;
     if (!isfinite(scale)) return POSATTN_ERR_SCALE;
     if ((st = posattn_check_softmax_options(o, positions))) return st;
     if ((o->flags & POSATTN_MASK_TIMES_SLOPE) && !slopes) return POSATTN_ERR_FLAGS;
@@ -145,8 +129,7 @@ static posattn_status prepare(attention_call *c, const posattn_attention_tensors
     return POSATTN_OK;
 }
 
-/* One row's fields for the kernel (head h, query i), its valid keys clipped to [key_begin, key_end). */
-static posattn_attention_row row_of(const attention_call *c, int64_t h, int64_t i, int64_t key_begin,
+posattn_attention_row posattn_attention_row_of(const attention_call *c, int64_t h, int64_t i, int64_t key_begin,
                                     int64_t key_end) {
     const posattn_softmax_options *o = c->o;
     const posattn_attention_tensors *t = &c->t;
@@ -175,6 +158,39 @@ static posattn_attention_row row_of(const attention_call *c, int64_t h, int64_t 
     return row;
 }
 
+/* The tile fields of KV head g over the keys [key_begin, key_end), for rows still to be filled in. */
+static posattn_attention_tile tile_of(const attention_call *c, int64_t g, int64_t key_begin, int64_t key_end,
+                                      int partial, const posattn_attention_row *rows) {
+    const posattn_attention_tensors *t = &c->t;
+    return (posattn_attention_tile){
+        .k = (const char *)t->k + (size_t)(g * t->k_head_stride) * posattn_kv_elem_size(t->k_type),
+        .v = (const char *)t->v + (size_t)(g * t->v_head_stride) * posattn_kv_elem_size(t->v_type),
+        .k_tok_stride = t->k_tok_stride,
+        .v_tok_stride = t->v_tok_stride,
+        .k_type = (int)t->k_type,
+        .v_type = (int)t->v_type,
+        .dk = t->dk,
+        .dv = t->dv,
+        .q_dim_stride = t->q_dim_stride,
+        .key_begin = key_begin,
+        .key_end = key_end,
+        .scale = c->scale,
+        .softcap = c->o->softcap,
+        .mask_is_f16 = c->o->mask_type == POSATTN_MASK_F16,
+        .partial = partial,
+        .rows = rows,
+    };
+}
+
+void posattn_attention_row_partial(const attention_call *c, int64_t h, int64_t i, int64_t key_begin,
+                                   int64_t key_end, double *partial) {
+    posattn_attention_row row = posattn_attention_row_of(c, h, i, key_begin, key_end);
+    row.partial = partial;
+    posattn_attention_tile tile = tile_of(c, h / c->group, key_begin, key_end, 1, &row);
+    tile.n_rows = 1;
+    posattn_dispatch_attention_tile()(&tile);
+}
+
 /*
  * The rows [row_begin, row_end) in tiles: for each KV head g, blocks of consecutive queries whose (head, query)
  * rows of g's query heads lie in the range, at most POSATTN_ATTENTION_TILE_ROWS rows per tile. A decode call
@@ -185,29 +201,12 @@ static void run_tiles(const attention_call *c, int64_t key_begin, int64_t key_en
                       int64_t row_begin, int64_t row_end) {
     const posattn_attention_tensors *t = &c->t;
     const int64_t nq = t->nq, G = c->group, dv = t->dv;
-    const size_t kv_bytes_k = t->k_type == POSATTN_KV_F32 ? 4 : 2, kv_bytes_v = t->v_type == POSATTN_KV_F32 ? 4 : 2;
     posattn_attention_tile_kernel *const kernel = posattn_dispatch_attention_tile();
     posattn_attention_row rows[POSATTN_ATTENTION_TILE_ROWS];
-    posattn_attention_tile tile = {
-        .k_tok_stride = t->k_tok_stride,
-        .v_tok_stride = t->v_tok_stride,
-        .k_type = (int)t->k_type,
-        .v_type = (int)t->v_type,
-        .dk = t->dk,
-        .dv = dv,
-        .q_dim_stride = t->q_dim_stride,
-        .key_begin = key_begin,
-        .key_end = key_end,
-        .scale = c->scale,
-        .softcap = c->o->softcap,
-        .mask_is_f16 = c->o->mask_type == POSATTN_MASK_F16,
-        .partial = partials != NULL,
-        .rows = rows,
-    };
+    posattn_attention_tile tile;
     const int64_t h_first = row_begin / nq, h_last = (row_end - 1) / nq;
     for (int64_t g = h_first / G; g <= h_last / G; ++g) {
-        tile.k = (const char *)t->k + (size_t)(g * t->k_head_stride) * kv_bytes_k;
-        tile.v = (const char *)t->v + (size_t)(g * t->v_head_stride) * kv_bytes_v;
+        tile = tile_of(c, g, key_begin, key_end, partials != NULL, rows);
         int n = 0;
         for (int64_t i = 0; i < nq; ++i) {
             for (int64_t h = g * G; h < (g + 1) * G; ++h) {
@@ -219,7 +218,7 @@ static void run_tiles(const attention_call *c, int64_t key_begin, int64_t key_en
                     n = 0;
                 }
                 posattn_attention_row *row = &rows[n++];
-                *row = row_of(c, h, i, key_begin, key_end);
+                *row = posattn_attention_row_of(c, h, i, key_begin, key_end);
                 if (partials) {
                     row->partial = partials + r * (dv + 2);
                 } else {
@@ -239,7 +238,7 @@ posattn_status posattn_attention(const posattn_attention_tensors *t, float scale
                                  const posattn_positions *positions, const posattn_softmax_options *options,
                                  int64_t row_begin, int64_t row_end) {
     attention_call c;
-    posattn_status st = prepare(&c, t, scale, slopes, positions, options, row_begin, row_end, 1);
+    posattn_status st = posattn_attention_prepare(&c, t, scale, slopes, positions, options, row_begin, row_end, 1);
     if (st) return st;
     if (row_begin < row_end) run_tiles(&c, 0, c.t.nk, NULL, row_begin, row_end);
     return POSATTN_OK;
@@ -248,7 +247,7 @@ posattn_status posattn_attention(const posattn_attention_tensors *t, float scale
 posattn_status posattn_attention_partials_size(int64_t n_heads, int64_t nq, int64_t dv, size_t *bytes) {
     if (!bytes) return POSATTN_ERR_NULL;
     if (n_heads <= 0 || nq <= 0) return POSATTN_ERR_SIZE;
-    posattn_status st = check_dims(1, dv);
+    posattn_status st = posattn_attention_check_dims(1, dv);
     if (st) return st;
     int64_t rows, doubles, size;
     if (__builtin_mul_overflow(n_heads, nq, &rows) || __builtin_mul_overflow(rows, dv + 2, &doubles) ||
@@ -264,7 +263,7 @@ posattn_status posattn_attention_partial(const posattn_attention_tensors *t, flo
                                          int64_t key_begin, int64_t key_end, double *partials, int64_t row_begin,
                                          int64_t row_end) {
     attention_call c;
-    posattn_status st = prepare(&c, t, scale, slopes, positions, options, row_begin, row_end, 0);
+    posattn_status st = posattn_attention_prepare(&c, t, scale, slopes, positions, options, row_begin, row_end, 0);
     if (st) return st;
     if (!partials) return POSATTN_ERR_NULL;
     if (key_begin < 0 || key_end < key_begin || key_end > c.t.nk) return POSATTN_ERR_KEY_RANGE;
@@ -289,7 +288,7 @@ posattn_status posattn_attention_merge(const posattn_attention_tensors *t, const
     for (int64_t n = 0; n < n_ranges; ++n) {
         if (!partials[n]) return POSATTN_ERR_NULL;
     }
-    posattn_status st = check_dims(1, t->dv);
+    posattn_status st = posattn_attention_check_dims(1, t->dv);
     if (st) return st;
     size_t bytes;
     if ((st = posattn_attention_partials_size(t->n_heads, t->nq, t->dv, &bytes))) return st;

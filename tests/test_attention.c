@@ -322,6 +322,7 @@ typedef struct expected {
     double *o;       /* [rows][dv] O* */
     double *bound;   /* [rows][dv] the header's bound of |O - O*| */
     double *vsum;    /* [rows][dv] V_d = sum_j P*_j |v_jd| (for the merge's 2 u per range) */
+    double *vmax;    /* [rows][dv] max_j |v_jd| over the valid keys (for far-field skipping's 2 eps) */
     double *lse;     /* [rows] lse* */
     double *lse_bnd; /* [rows] */
     unsigned char *nan_row;
@@ -349,7 +350,7 @@ static double attention_lse_bound(int64_t dk, double A, double L, int nd, double
 }
 
 static void expected_free(expected *e) {
-    free(e->o), free(e->bound), free(e->vsum), free(e->lse), free(e->lse_bnd), free(e->nan_row);
+    free(e->o), free(e->bound), free(e->vsum), free(e->vmax), free(e->lse), free(e->lse_bnd), free(e->nan_row);
 }
 
 static expected oracle_attention(const attn_buffers *b) {
@@ -360,12 +361,13 @@ static expected oracle_attention(const attn_buffers *b) {
     e.o = calloc((size_t)(e.rows * dv), sizeof(double));
     e.bound = calloc((size_t)(e.rows * dv), sizeof(double));
     e.vsum = calloc((size_t)(e.rows * dv), sizeof(double));
+    e.vmax = calloc((size_t)(e.rows * dv), sizeof(double));
     e.lse = calloc((size_t)e.rows, sizeof(double));
     e.lse_bnd = calloc((size_t)e.rows, sizeof(double));
     e.nan_row = calloc((size_t)e.rows, 1);
     double *x = malloc((size_t)nk * sizeof *x), *vmax = malloc((size_t)dv * sizeof *vmax);
     unsigned char *valid = malloc((size_t)nk);
-    ck_assert(e.o && e.bound && e.vsum && e.lse && e.lse_bnd && e.nan_row && x && vmax && valid);
+    ck_assert(e.o && e.bound && e.vsum && e.vmax && e.lse && e.lse_bnd && e.nan_row && x && vmax && valid);
     const int mts = (o->flags & POSATTN_MASK_TIMES_SLOPE) != 0;
     for (int64_t r = 0; r < e.rows; ++r) {
         const int64_t h = r / nq, i = r % nq, g = h / G, diagonal = i + nk - nq;
@@ -423,6 +425,7 @@ static expected oracle_attention(const attn_buffers *b) {
         for (int64_t d = 0; d < dv; ++d) {
             orow[d] /= sum, vrow[d] /= sum;
             e.bound[r * dv + d] = attention_bound(dk, A, L, nd_row, dmax, vrow[d], nk, vmax[d]);
+            e.vmax[r * dv + d] = vmax[d];
         }
         e.lse[r] = mx + log(sum);
         e.lse_bnd[r] = attention_lse_bound(dk, A, L, nd_row, e.lse[r]);
@@ -441,7 +444,7 @@ static expected oracle_attention(const attn_buffers *b) {
  * the canaries intact.
  */
 static void check_against_oracle(const attn_buffers *b, const expected *e, int64_t rb, int64_t re, double extra_u,
-                                 const char *what) {
+                                 double far_eps, const char *what) {
     const attn_case *c = &b->c;
     const int64_t nq = c->nq, dv = c->dv;
     const float *lse = c->lse ? b->lse.data : NULL;
@@ -462,7 +465,8 @@ static void check_against_oracle(const attn_buffers *b, const expected *e, int64
         }
         for (int64_t d = 0; d < dv; ++d) {
             const double exact = e->o[r * dv + d];
-            const double bound = e->bound[r * dv + d] + extra_u * UNIT_ROUNDOFF * e->vsum[r * dv + d];
+            const double bound = e->bound[r * dv + d] + extra_u * UNIT_ROUNDOFF * e->vsum[r * dv + d] +
+                                 2.0 * far_eps * e->vmax[r * dv + d];
             const double err = fabs((double)got[d] - exact);
             CHECK(err <= bound, "%s, isa %s (seed 0x%" PRIx64 "): row %" PRId64 " (h %" PRId64 " i %" PRId64
                   ") out[%" PRId64 "] = %.9g, exact %.12g, error %.3g > bound %.3g [flags %u softcap %g window %"
@@ -608,11 +612,69 @@ static void check_key_split(attn_buffers *b, rng *g, const expected *e, const ch
     char label[160];
     snprintf(label, sizeof label, "%s, split-KV into %d ranges", what, n);
     run_split(b, n, cuts, 1);
-    check_against_oracle(b, e, 0, b->c.H * b->c.nq, 2.0 * n, label);
+    check_against_oracle(b, e, 0, b->c.H * b->c.nq, 2.0 * n, 0.0, label);
     snapshot first = take_snapshot(b);
     run_split(b, n, cuts, 0);
     expect_identical(b, &first, label); /* deterministic for a given split */
     free_snapshot(&first);
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Far-field skipping: every case again through posattn_attention_far_field                                       */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+typedef struct far_state {
+    posattn_kv_summary summary;
+    void *summary_buffer, *scratch;
+    size_t scratch_bytes;
+} far_state;
+
+/* Summaries of the case's keys, as an engine keeps them: appended in a few uneven batches (the last block
+ * extended each time). Positions a summary cannot hold (N-D, per-head key positions) leave the default ones:
+ * those rows are not bounded by the call and read every key. */
+static far_state far_prepare(const attn_buffers *b, rng *g) {
+    const attn_case *c = &b->c;
+    far_state f;
+    size_t bytes;
+    ck_assert_int_eq(posattn_kv_summary_size(c->Hkv, c->nk, &bytes), POSATTN_OK);
+    f.summary_buffer = malloc(bytes);
+    ck_assert(f.summary_buffer);
+    ck_assert_int_eq(posattn_kv_summary_init(&f.summary, c->Hkv, c->nk, f.summary_buffer, bytes), POSATTN_OK);
+    const posattn_positions *p = b->pos_arg;
+    const int summarisable = !p || ((p->axes <= 1) && p->k_head_stride == 0);
+    posattn_attention_tensors t = b->t;
+    for (int64_t done = 0; done < c->nk;) {
+        const int64_t next = done + 1 + (int64_t)rng_below(g, (uint64_t)(c->nk - done));
+        t.nk = next;
+        ck_assert_int_eq(posattn_kv_summary_update(&f.summary, &t, summarisable ? p : NULL, done), POSATTN_OK);
+        done = next;
+    }
+    ck_assert_int_eq(posattn_far_field_scratch_size(c->nk, c->dv, &f.scratch_bytes), POSATTN_OK);
+    f.scratch = malloc(f.scratch_bytes);
+    ck_assert(f.scratch);
+    return f;
+}
+
+static void far_free(far_state *f) {
+    free(f->summary_buffer), free(f->scratch);
+}
+
+/* The call with skipping, against the oracle within posattn_attention's bound plus 2 eps max|v| and the merge's
+ * 2 u per range merged (at most one range per block). */
+static void check_far_field(attn_buffers *b, const expected *e, far_state *f, float eps, const char *what) {
+    reset_outputs(b);
+    posattn_far_field far = {.summary = &f->summary, .eps = eps, .scratch = f->scratch,
+                             .scratch_bytes = f->scratch_bytes, .keys_read = -1};
+    const posattn_status st = posattn_attention_far_field(&b->t, b->scale, slopes_of(b), b->pos_arg, options_of(b),
+                                                          &far, 0, b->c.H * b->c.nq);
+    CHECK(st == POSATTN_OK, "%s, isa %s: posattn_attention_far_field returned %s", what,
+          posattn_isa_name(posattn_active_isa()), posattn_status_string(st));
+    CHECK(far.keys_read >= 0 && far.keys_read <= b->c.H * b->c.nq * b->c.nk, "%s: keys_read %" PRId64, what,
+          far.keys_read);
+    const double ranges = (double)((b->c.nk + POSATTN_KV_SUMMARY_BLOCK - 1) / POSATTN_KV_SUMMARY_BLOCK);
+    char label[240];
+    snprintf(label, sizeof label, "%s, far-field skipping", what);
+    check_against_oracle(b, e, 0, b->c.H * b->c.nq, 2.0 * ranges, eps > 0.0f ? (double)eps : 0x1p-24, label);
 }
 
 enum { CHECK_ROWS = 1, CHECK_SPLIT = 2 };
@@ -631,7 +693,7 @@ static void run_case(const attn_case *c, uint64_t case_number, unsigned checks, 
     FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         call_full(&b, label);
-        check_against_oracle(&b, &e, 0, c->H * c->nq, 0.0, label);
+        check_against_oracle(&b, &e, 0, c->H * c->nq, 0.0, 0.0, label);
         rng split_rng = rng_seeded(test_case_seed(case_number) ^ 0x5151);
         if (checks & CHECK_ROWS) {
             snapshot whole = take_snapshot(&b);
@@ -639,6 +701,9 @@ static void run_case(const attn_case *c, uint64_t case_number, unsigned checks, 
             free_snapshot(&whole);
         }
         if (checks & CHECK_SPLIT) check_key_split(&b, &split_rng, &e, label);
+        far_state f = far_prepare(&b, &split_rng);
+        check_far_field(&b, &e, &f, 0.0f, label);
+        far_free(&f);
     }
     expected_free(&e);
     free_case(&b);
@@ -707,7 +772,7 @@ START_TEST(test_spec_vectors) {
                 CHECK(fabs(got - w) <= e.lse_bnd[h] + 1e-10 * fabs(w), "isa %s sinks %d: lse[%d] = %.10f, SPEC %.10f",
                       posattn_isa_name(isa), with_sinks, h, got, w);
             }
-            check_against_oracle(&b, &e, 0, 2, 0.0, "SPEC 9 vector");
+            check_against_oracle(&b, &e, 0, 2, 0.0, 0.0, "SPEC 9 vector");
             guarded_free(&out), guarded_free(&lse);
         }
         guarded_free(&b.slopes);
@@ -914,7 +979,7 @@ START_TEST(test_empty_rows) {
             FOR_EACH_ISA(isa) {
                 if (!enter_isa(isa)) continue;
                 call_full(&b, "all keys masked");
-                check_against_oracle(&b, &e, 0, 4, 0.0, "all keys masked");
+                check_against_oracle(&b, &e, 0, 4, 0.0, 0.0, "all keys masked");
                 for (int64_t r = 0; r < 4; ++r) {
                     const float *row = out_row(&b, b.out.data, r / 2, r % 2);
                     for (int d = 0; d < 8; ++d) CHECK(row[d] == 0.0f, "masked row %" PRId64 " not zero", r);
@@ -953,7 +1018,7 @@ START_TEST(test_nan_inputs) {
         FOR_EACH_ISA(isa) {
             if (!enter_isa(isa)) continue;
             call_full(&b, "NaN inputs");
-            check_against_oracle(&b, &e, 0, 12, 0.0, "NaN inputs");
+            check_against_oracle(&b, &e, 0, 12, 0.0, 0.0, "NaN inputs");
             rng sg = rng_seeded(n);
             check_key_split(&b, &sg, &e, "NaN inputs");
         }
@@ -973,7 +1038,7 @@ START_TEST(test_nan_inputs) {
     FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         call_full(&b, "NaN key out of reach");
-        check_against_oracle(&b, &e, 0, 4, 0.0, "NaN key out of reach");
+        check_against_oracle(&b, &e, 0, 4, 0.0, 0.0, "NaN key out of reach");
     }
     expected_free(&e);
     free_case(&b);
@@ -1278,6 +1343,195 @@ START_TEST(test_errors_values) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Far-field skipping                                                                                             */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+static void set_key(attn_buffers *b, int64_t g, int64_t j, int64_t d, float value) {
+    posattn_attention_tensors *t = &b->t;
+    const int64_t head = stride_or(t->k_head_stride, t->dk), tok = stride_or(t->k_tok_stride, t->n_kv_heads * head);
+    kv_put((void *)(uintptr_t)t->k, t->k_type, j * tok + g * head + d, value);
+}
+
+enum { FAR_PLAIN, FAR_OUTLIER, FAR_GAPS, FAR_ONE_POSITION, FAR_TIGHT };
+
+/* A long decode row under steep ALiBi slopes: the call must skip (read well under all keys) and stay within the
+ * bound; adversarial variants: a far key of huge norm aligned with q (it dominates the row: skipping it would be
+ * far outside the bound, so it must be read), positions with large gaps in random order, every key at one
+ * position (nothing can be skipped). */
+static void run_far_case(int variant, posattn_kv_type type, int64_t nk, uint64_t case_number, const char *what) {
+    attn_case c = base_case(8, variant == FAR_PLAIN ? 2 : 8, 1, nk, 64, 64);
+    c.k_type = c.v_type = type;
+    c.positions = variant == FAR_GAPS || variant == FAR_ONE_POSITION ? POSITIONS_SHARED : POSITIONS_NULL;
+    rng g = rng_seeded(test_case_seed(case_number));
+    attn_buffers b;
+    build_case(&c, &g, &b);
+    if (variant == FAR_GAPS || variant == FAR_ONE_POSITION) {
+        float *k_pos = (float *)(uintptr_t)b.pos.k, *q_pos = (float *)(uintptr_t)b.pos.q;
+        for (int64_t j = 0; j < nk; ++j) {
+            /* Out of order (neighbours swapped, and every 97th key from the far end), with a gap of 1000 every
+             * 500 keys. */
+            const int64_t at = j % 97 == 50 ? nk - 1 - j : j ^ 1;
+            k_pos[j] = variant == FAR_ONE_POSITION ? 5.0f : (float)(at + 1000 * (at / 500));
+        }
+        q_pos[0] = variant == FAR_ONE_POSITION ? 5.0f : (float)(nk + 1000 * (nk / 500));
+    }
+    if (variant == FAR_TIGHT) {
+        /* Every key 3 q / |q| of its first query head: the summary's bound is then the real logit (up to the
+         * roundings' margin), so the weight left unread is as large as the criterion allows. */
+        for (int64_t g = 0; g < c.Hkv; ++g) {
+            const int64_t h = g * (c.H / c.Hkv);
+            double norm = 0.0;
+            for (int64_t d = 0; d < c.dk; ++d) norm += q_value(&b, h, 0, d) * q_value(&b, h, 0, d);
+            norm = sqrt(norm);
+            for (int64_t j = 0; j < nk; ++j) {
+                for (int64_t d = 0; d < c.dk; ++d) set_key(&b, g, j, d, (float)(3.0 * q_value(&b, h, 0, d) / norm));
+            }
+        }
+    }
+    if (variant == FAR_OUTLIER) {
+        /* Key 3 of every KV head: 40 times q of its first query head, far from the query (slope 1/256 times
+         * nk - 4 keys of distance is much less than scale * 40 |q|^2). */
+        for (int64_t h = 0; h < c.H; ++h) {
+            for (int64_t d = 0; d < c.dk; ++d) set_key(&b, h, 3, d, (float)(40.0 * q_value(&b, h, 0, d)));
+        }
+    }
+    expected e = oracle_attention(&b);
+    rng sr = rng_seeded(test_case_seed(case_number) ^ 0xfa7);
+    char label[200];
+    snprintf(label, sizeof label, "%s [nk %" PRId64 ", kv type %d]", what, nk, (int)type);
+    FOR_EACH_ISA(isa) {
+        if (!enter_isa(isa)) continue;
+        far_state f = far_prepare(&b, &sr);
+        check_far_field(&b, &e, &f, 0.0f, label);
+        if (variant == FAR_TIGHT) check_far_field(&b, &e, &f, 0x1p-10f, label); /* the largest eps allowed */
+        /* keys_read of this call, again (the check resets outputs and calls once). */
+        posattn_far_field far = {.summary = &f.summary, .scratch = f.scratch, .scratch_bytes = f.scratch_bytes};
+        ck_assert_int_eq(posattn_attention_far_field(&b.t, b.scale, slopes_of(&b), b.pos_arg, options_of(&b), &far, 0,
+                                                     c.H),
+                         POSATTN_OK);
+        const int64_t all = c.H * nk;
+        if ((variant == FAR_PLAIN || variant == FAR_GAPS || variant == FAR_TIGHT) && nk >= 1000) {
+            CHECK(far.keys_read < all / 2, "%s: read %" PRId64 " of %" PRId64 " keys: nothing skipped", label,
+                  far.keys_read, all);
+        }
+        if (variant == FAR_ONE_POSITION) CHECK(far.keys_read == all, "%s: skipped keys at the query's position", label);
+        far_free(&f);
+    }
+    expected_free(&e);
+    free_case(&b);
+}
+
+START_TEST(test_far_field) {
+    uint64_t n = 9000;
+    for (size_t t = 0; t < sizeof kv_types / sizeof kv_types[0]; ++t) {
+        run_far_case(FAR_PLAIN, kv_types[t], 6000, n++, "far field, steep slopes");
+    }
+    run_far_case(FAR_PLAIN, POSATTN_KV_F16, 65, n++, "far field, two blocks");
+    run_far_case(FAR_OUTLIER, POSATTN_KV_F32, 5000, n++, "far field, a huge far key");
+    run_far_case(FAR_OUTLIER, POSATTN_KV_F16, 5000, n++, "far field, a huge far key");
+    run_far_case(FAR_GAPS, POSATTN_KV_F32, 4000, n++, "far field, unsorted positions with gaps");
+    run_far_case(FAR_ONE_POSITION, POSATTN_KV_BF16, 3000, n++, "far field, every key at one position");
+    run_far_case(FAR_TIGHT, POSATTN_KV_F32, 6000, n++, "far field, tight bounds");
+}
+END_TEST
+
+/* Summaries appended token by token equal summaries made at once, bit for bit; errors leave them unchanged. */
+START_TEST(test_far_field_summaries) {
+    attn_case c = base_case(4, 2, 1, 300, 48, 48);
+    c.k_type = c.v_type = POSATTN_KV_F16;
+    c.positions = POSITIONS_SHARED;
+    rng g = rng_seeded(test_case_seed(9100));
+    attn_buffers b;
+    build_case(&c, &g, &b);
+    size_t bytes;
+    ck_assert_int_eq(posattn_kv_summary_size(2, 300, &bytes), POSATTN_OK);
+    float *once = malloc(bytes), *stepwise = malloc(bytes);
+    ck_assert(once && stepwise);
+    posattn_kv_summary a, s;
+    ck_assert_int_eq(posattn_kv_summary_init(&a, 2, 300, once, bytes), POSATTN_OK);
+    ck_assert_int_eq(posattn_kv_summary_init(&s, 2, 300, stepwise, bytes), POSATTN_OK);
+    ck_assert_int_eq(posattn_kv_summary_update(&a, &b.t, b.pos_arg, 0), POSATTN_OK);
+    posattn_attention_tensors t = b.t;
+    for (t.nk = 1; t.nk <= 300; ++t.nk) {
+        ck_assert_int_eq(posattn_kv_summary_update(&s, &t, b.pos_arg, t.nk - 1), POSATTN_OK);
+    }
+    ck_assert_int_eq(a.n_keys, 300);
+    ck_assert_int_eq(s.n_keys, 300);
+    ck_assert_int_eq(memcmp(once, stepwise, bytes), 0);
+    /* Every bound holds: |k_j| <= key_norm of its block, positions inside the block's interval. */
+    for (int64_t j = 0; j < 300; ++j) {
+        for (int64_t gg = 0; gg < 2; ++gg) {
+            double sq = 0.0;
+            for (int64_t d = 0; d < 48; ++d) sq += k_value(&b, gg, j, d) * k_value(&b, gg, j, d);
+            ck_assert(sqrt(sq) <= (double)a.key_norm[gg * 5 + j / 64]);
+        }
+        ck_assert(b.pos.k[j] >= a.pos_min[j / 64] && b.pos.k[j] <= a.pos_max[j / 64]);
+    }
+    /* Errors: distinct codes, the summary unchanged. */
+    memcpy(stepwise, once, bytes);
+    t = b.t;
+    ck_assert_int_eq(posattn_kv_summary_update(NULL, &t, NULL, 0), POSATTN_ERR_NULL);
+    t.nk = 301;
+    ck_assert_int_eq(posattn_kv_summary_update(&a, &t, NULL, 0), POSATTN_ERR_SIZE);
+    t = b.t;
+    t.n_kv_heads = 4, t.n_heads = 4;
+    ck_assert_int_eq(posattn_kv_summary_update(&a, &t, NULL, 0), POSATTN_ERR_SIZE);
+    t = b.t;
+    t.k_type = (posattn_kv_type)7;
+    ck_assert_int_eq(posattn_kv_summary_update(&a, &t, NULL, 0), POSATTN_ERR_KV_TYPE);
+    t = b.t;
+    t.dk = 577;
+    ck_assert_int_eq(posattn_kv_summary_update(&a, &t, NULL, 0), POSATTN_ERR_HEAD_DIM);
+    t = b.t;
+    ck_assert_int_eq(posattn_kv_summary_update(&a, &t, NULL, 301), POSATTN_ERR_KEY_RANGE);
+    ck_assert_int_eq(posattn_kv_summary_update(&a, &t, NULL, -1), POSATTN_ERR_KEY_RANGE);
+    posattn_positions nd = b.pos;
+    nd.axes = 2;
+    ck_assert_int_eq(posattn_kv_summary_update(&a, &t, &nd, 0), POSATTN_ERR_AXES);
+    nd = b.pos;
+    nd.k_head_stride = 300;
+    ck_assert_int_eq(posattn_kv_summary_update(&a, &t, &nd, 0), POSATTN_ERR_AXES);
+    t.k_tok_stride = -1;
+    ck_assert_int_eq(posattn_kv_summary_update(&a, &t, NULL, 0), POSATTN_ERR_STRIDE);
+    ck_assert_int_eq(memcmp(once, stepwise, bytes), 0);
+    ck_assert_int_eq(posattn_kv_summary_size(0, 10, &bytes), POSATTN_ERR_SIZE);
+    ck_assert_int_eq(posattn_kv_summary_size(INT64_MAX / 4, INT64_MAX, &bytes), POSATTN_ERR_OVERFLOW);
+    ck_assert_int_eq(posattn_kv_summary_size(1, INT64_MAX, &bytes), POSATTN_OK); /* 3 floats per 64 keys */
+    ck_assert_int_eq(posattn_kv_summary_init(&s, 2, 300, stepwise, 8), POSATTN_ERR_SIZE);
+
+    /* The call's own errors, outputs untouched: a summary of fewer keys, other heads, scratch too small, bad eps. */
+    size_t scratch_bytes;
+    ck_assert_int_eq(posattn_far_field_scratch_size(300, 48, &scratch_bytes), POSATTN_OK);
+    double *scratch = malloc(scratch_bytes);
+    ck_assert(scratch);
+    reset_outputs(&b);
+    posattn_kv_summary short_summary = a;
+    short_summary.n_keys = 299;
+    posattn_far_field far = {.summary = &short_summary, .scratch = scratch, .scratch_bytes = scratch_bytes};
+    ck_assert_int_eq(posattn_attention_far_field(&b.t, b.scale, slopes_of(&b), b.pos_arg, NULL, &far, 0, 4),
+                     POSATTN_ERR_KEY_RANGE);
+    far.summary = &a, far.scratch_bytes = scratch_bytes - 1;
+    ck_assert_int_eq(posattn_attention_far_field(&b.t, b.scale, slopes_of(&b), b.pos_arg, NULL, &far, 0, 4),
+                     POSATTN_ERR_SIZE);
+    far.scratch_bytes = scratch_bytes, far.eps = 0.5f;
+    ck_assert_int_eq(posattn_attention_far_field(&b.t, b.scale, slopes_of(&b), b.pos_arg, NULL, &far, 0, 4),
+                     POSATTN_ERR_SCALE);
+    far.eps = 0.0f, far.scratch = NULL;
+    ck_assert_int_eq(posattn_attention_far_field(&b.t, b.scale, slopes_of(&b), b.pos_arg, NULL, &far, 0, 4),
+                     POSATTN_ERR_NULL);
+    ck_assert_int_eq(posattn_attention_far_field(&b.t, b.scale, slopes_of(&b), b.pos_arg, NULL, NULL, 0, 4),
+                     POSATTN_ERR_NULL);
+    far.scratch = (void *)(uintptr_t)b.t.q; /* on an input */
+    ck_assert_int_eq(posattn_attention_far_field(&b.t, b.scale, slopes_of(&b), b.pos_arg, NULL, &far, 0, 4),
+                     POSATTN_ERR_OVERLAP);
+    const float *out = b.out.data;
+    for (int64_t k = 0; k < b.out_extent; ++k) ck_assert(same_bits(out[k], untouched_pattern()));
+    free(scratch), free(once), free(stepwise);
+    free_case(&b);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("attention");
     TCase *tc = make_tcase("attention");
@@ -1294,6 +1548,8 @@ int main(void) {
     tcase_add_test(tc, test_nan_inputs);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_errors_values);
+    tcase_add_test(tc, test_far_field);
+    tcase_add_test(tc, test_far_field_summaries);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -1,0 +1,320 @@
+/*
+ * Far-field skipping (posattn_attention_far_field) and the key-block summaries it reads.
+ *
+ * A row's logits are bounded per block of keys from the summary (key norms, position interval), rigorously,
+ * including the float32 roundings of the kernel's own logit (see the header). Blocks are then visited in rounds:
+ * every unvisited block whose bound reaches a threshold is run through the active ISA's tile kernel (runs of
+ * consecutive blocks as one key range), its partials merged into the row's running (m, l, a) in float64 as the
+ * split-KV merge does; after each round the bound of everything left is compared with eps times the running sum.
+ * The first threshold is log(eps) - 4 below the largest bound; later ones come from the running maximum and sum
+ * (a block below m_run + log(eps l_run / n_left) can weigh at most its share of eps l_run), lowered by 30 more when
+ * that does not suffice. m_run + log l_run never decreases as blocks join, so a round at or below that threshold
+ * is the last: a row ends within a few rounds, and the bound is always checked over all blocks left.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "attention_call.h"
+
+#define BLOCK POSATTN_KV_SUMMARY_BLOCK
+
+static int64_t blocks_of(int64_t keys) {
+    return keys / BLOCK + (keys % BLOCK != 0); /* no overflow near INT64_MAX */
+}
+
+posattn_status posattn_kv_summary_size(int64_t n_kv_heads, int64_t max_keys, size_t *bytes) {
+    if (!bytes) return POSATTN_ERR_NULL;
+    if (n_kv_heads <= 0 || max_keys <= 0) return POSATTN_ERR_SIZE;
+    int64_t floats, size;
+    if (__builtin_mul_overflow(n_kv_heads + 2, blocks_of(max_keys), &floats) ||
+        __builtin_mul_overflow(floats, (int64_t)sizeof(float), &size) || size > PTRDIFF_MAX) {
+        return POSATTN_ERR_OVERFLOW;
+    }
+    *bytes = (size_t)size;
+    return POSATTN_OK;
+}
+
+posattn_status posattn_kv_summary_init(posattn_kv_summary *summary, int64_t n_kv_heads, int64_t max_keys,
+                                       void *buffer, size_t bytes) {
+    if (!summary || !buffer) return POSATTN_ERR_NULL;
+    size_t need;
+    posattn_status st = posattn_kv_summary_size(n_kv_heads, max_keys, &need);
+    if (st) return st;
+    if (bytes < need) return POSATTN_ERR_SIZE;
+    const int64_t blocks = blocks_of(max_keys);
+    float *f = buffer;
+    *summary = (posattn_kv_summary){
+        .n_kv_heads = n_kv_heads,
+        .max_keys = max_keys,
+        .n_keys = 0,
+        .key_norm = f,
+        .pos_min = f + n_kv_heads * blocks,
+        .pos_max = f + (n_kv_heads + 1) * blocks,
+    };
+    return POSATTN_OK;
+}
+
+/* element `index` of a K row, widened exactly. */
+static double key_element(const void *row, posattn_kv_type type, int64_t index) {
+    switch (type) {
+    case POSATTN_KV_F16: return posattn_f16_to_f32(((const uint16_t *)row)[index]);
+    case POSATTN_KV_BF16: {
+        union {
+            uint32_t u;
+            float f;
+        } v = {(uint32_t)((const uint16_t *)row)[index] << 16};
+        return v.f;
+    }
+    default: return ((const float *)row)[index];
+    }
+}
+
+/* x rounded up to float32 (NaN stays NaN, overflow gives +inf). */
+static float round_up_f32(double x) {
+    float f = (float)x;
+    if ((double)f < x) f = nextafterf(f, INFINITY);
+    return f;
+}
+
+posattn_status posattn_kv_summary_update(posattn_kv_summary *summary, const posattn_attention_tensors *t,
+                                         const posattn_positions *positions, int64_t key_begin) {
+    if (!summary || !t || !t->k || !summary->key_norm) return POSATTN_ERR_NULL;
+    if (t->n_kv_heads != summary->n_kv_heads || t->nk <= 0 || t->nk > summary->max_keys) return POSATTN_ERR_SIZE;
+    posattn_status st = posattn_attention_check_dims(t->dk, 1);
+    if (st) return st;
+    if (!posattn_kv_type_known(t->k_type)) return POSATTN_ERR_KV_TYPE;
+    if (key_begin < 0 || key_begin > t->nk || key_begin > summary->n_keys) return POSATTN_ERR_KEY_RANGE;
+    if (t->k_tok_stride < 0 || t->k_head_stride < 0) return POSATTN_ERR_STRIDE;
+    const int64_t k_head_stride = t->k_head_stride ? t->k_head_stride : t->dk;
+    int64_t k_tok_stride = t->k_tok_stride;
+    if (!k_tok_stride && __builtin_mul_overflow(t->n_kv_heads, k_head_stride, &k_tok_stride)) {
+        return POSATTN_ERR_OVERFLOW;
+    }
+    span k_span;
+    if ((st = posattn_tensor_span(t->k, t->nk, k_tok_stride, t->n_kv_heads, k_head_stride, t->dk,
+                                  posattn_kv_elem_size(t->k_type), &k_span))) {
+        return st;
+    }
+    const float *k_pos = NULL;
+    int64_t k_pos_stride = 1;
+    if (positions) {
+        if (positions->axes > 1 || positions->axes < 0) return POSATTN_ERR_AXES;
+        if (positions->k_head_stride != 0) return POSATTN_ERR_AXES;
+        if (positions->k_stride < 0) return POSATTN_ERR_STRIDE;
+        k_pos = positions->k;
+        k_pos_stride = positions->k_stride ? positions->k_stride : 1;
+        int64_t extent = 1;
+        if (k_pos && !posattn_mul_add_ok(t->nk - 1, k_pos_stride, &extent)) return POSATTN_ERR_OVERFLOW;
+    }
+
+    const int64_t blocks = blocks_of(summary->max_keys), elem = (int64_t)posattn_kv_elem_size(t->k_type);
+    /* Appending to a partly filled block (key_begin == n_keys): its summary so far is kept and extended by the new
+     * keys only, so an engine appending one token pays for one key, not one block; the bounds come out the same
+     * as from scratch (a maximum of values rounded up is the rounded-up maximum). Otherwise keys from key_begin on
+     * may have changed, and their blocks are summarised anew. */
+    const int extend = key_begin == summary->n_keys && key_begin % BLOCK != 0;
+    for (int64_t b = key_begin / BLOCK; b < blocks_of(t->nk); ++b) {
+        const int64_t j1 = (b + 1) * BLOCK < t->nk ? (b + 1) * BLOCK : t->nk;
+        const int keep = extend && b == key_begin / BLOCK;
+        const int64_t j0 = keep ? key_begin : b * BLOCK;
+        float lo = keep ? summary->pos_min[b] : INFINITY, hi = keep ? summary->pos_max[b] : -INFINITY;
+        int nan = lo != lo;
+        for (int64_t j = j0; j < j1; ++j) {
+            const float p = k_pos ? k_pos[j * k_pos_stride] : (float)j;
+            nan |= p != p;
+            lo = p < lo ? p : lo;
+            hi = p > hi ? p : hi;
+        }
+        summary->pos_min[b] = nan ? NAN : lo;
+        summary->pos_max[b] = nan ? NAN : hi;
+        for (int64_t g = 0; g < t->n_kv_heads; ++g) {
+            double largest = keep ? (double)summary->key_norm[g * blocks + b] : 0.0;
+            int norm_nan = largest != largest;
+            for (int64_t j = j0; j < j1; ++j) {
+                const char *row = (const char *)t->k + (size_t)(j * k_tok_stride + g * k_head_stride) * (size_t)elem;
+                double sq = 0.0;
+                for (int64_t d = 0; d < t->dk; ++d) {
+                    const double x = key_element(row, t->k_type, d);
+                    sq += x * x;
+                }
+                /* float64 sums of squares of floats: relative error below dk 2^-53, covered by the margin of
+                 * 2^-30 (dk <= 576); a NaN makes the bound NaN (the block is then always read). */
+                const double norm = sqrt(sq) * (1.0 + 0x1p-30);
+                norm_nan |= norm != norm;
+                largest = norm > largest ? norm : largest;
+            }
+            summary->key_norm[g * blocks + b] = norm_nan ? NAN : round_up_f32(largest);
+        }
+    }
+    summary->n_keys = t->nk;
+    return POSATTN_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* The skipping walk                                                                                            */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+posattn_status posattn_far_field_scratch_size(int64_t nk, int64_t dv, size_t *bytes) {
+    if (!bytes) return POSATTN_ERR_NULL;
+    if (nk <= 0) return POSATTN_ERR_SIZE;
+    posattn_status st = posattn_attention_check_dims(1, dv);
+    if (st) return st;
+    /* (m, l, a) running and the partials of one range, in float64; a bound (double) and a flag per block. */
+    int64_t size;
+    if (__builtin_mul_overflow(blocks_of(nk), (int64_t)(sizeof(double) + 1), &size) ||
+        __builtin_add_overflow(size, (2 * dv + 4) * (int64_t)sizeof(double), &size) || size > PTRDIFF_MAX) {
+        return POSATTN_ERR_OVERFLOW;
+    }
+    *bytes = (size_t)size;
+    return POSATTN_OK;
+}
+
+typedef struct row_state {
+    double m, l;
+    double *a;    /* [dv] */
+    double *part; /* [dv + 2]: one range's partials */
+} row_state;
+
+/* Runs row (h, i) over [key_begin, key_end) and merges the range into the running state (as the split-KV merge). */
+static void visit_range(const attention_call *c, int64_t h, int64_t i, int64_t key_begin, int64_t key_end,
+                        row_state *s) {
+    const int64_t dv = c->t.dv;
+    posattn_attention_row_partial(c, h, i, key_begin, key_end, s->part);
+    const double m = s->part[0] > s->m ? s->part[0] : s->m;
+    const double f_old = posattn_attention_rescale(s->m, m), f_new = posattn_attention_rescale(s->part[0], m);
+    s->l = s->l * f_old + s->part[1] * f_new;
+    for (int64_t d = 0; d < dv; ++d) s->a[d] = s->a[d] * f_old + s->part[2 + d] * f_new;
+    s->m = m;
+}
+
+/* Whether row (h, i) has a bias this walk can bound: slope > 0 from 1-D positions shared by all heads, no mask. */
+static int row_is_boundable(const attention_call *c, const posattn_attention_row *row) {
+    const posattn_positions *p = &c->pos.p;
+    return row->slope > 0.0f && row->nd.axes < 2 && p->axes <= 1 && p->k_head_stride == 0 && !row->mask &&
+           isfinite(row->slope);
+}
+
+/* The keys of block b that the row may use. */
+static int64_t valid_in_block(const posattn_attention_row *row, int64_t b) {
+    const int64_t j0 = b * BLOCK > row->lo ? b * BLOCK : row->lo;
+    const int64_t j1 = (b + 1) * BLOCK < row->hi ? (b + 1) * BLOCK : row->hi;
+    return j1 > j0 ? j1 - j0 : 0;
+}
+
+/* Row (h, i) into its output: every key when its bias cannot be bounded, else the skipping walk. Returns the keys
+ * read. */
+static int64_t far_field_row(const attention_call *c, const posattn_far_field *far, int64_t h, int64_t i,
+                             double *bound, unsigned char *visited, row_state *s) {
+    const posattn_attention_tensors *t = &c->t;
+    const posattn_kv_summary *sum = far->summary;
+    const posattn_attention_row row = posattn_attention_row_of(c, h, i, 0, t->nk);
+    const int64_t r = h * t->nq + i;
+    s->m = -INFINITY;
+    s->l = 0.0;
+    memset(s->a, 0, (size_t)t->dv * sizeof(double));
+    int64_t read = 0;
+    if (row.lo >= row.hi) {
+        /* no valid key */
+    } else if (!row_is_boundable(c, &row)) {
+        visit_range(c, h, i, row.lo, row.hi, s);
+        read = row.hi - row.lo;
+    } else {
+        double q_sq = 0.0;
+        for (int64_t d = 0; d < t->dk; ++d) {
+            const double x = row.q[d * t->q_dim_stride];
+            q_sq += x * x;
+        }
+        const double q_norm = sqrt(q_sq) * (1.0 + 0x1p-30), scale = fabs((double)c->scale);
+        const double margin = (double)(t->dk + 16) * 0x1p-23, slope = row.slope, qp = row.q_pos;
+        const double cap = c->o->softcap > 0.0f ? (double)c->o->softcap : INFINITY;
+        const int64_t b_first = row.lo / BLOCK, b_end = blocks_of(row.hi), blocks = blocks_of(sum->max_keys);
+        const float *norms = sum->key_norm + (h / c->group) * blocks;
+        double top = -INFINITY;
+        int64_t left = 0;
+        for (int64_t b = b_first; b < b_end; ++b) {
+            double a = scale * q_norm * (double)norms[b];
+            if (a > cap) a = cap;
+            double gap = 0.0;
+            if (qp < sum->pos_min[b]) gap = (double)sum->pos_min[b] - qp;
+            if (qp > sum->pos_max[b]) gap = qp - (double)sum->pos_max[b];
+            if (sum->pos_min[b] != sum->pos_min[b] || qp != qp) gap = NAN;
+            const double u = a - slope * gap + margin * (a + slope * gap);
+            bound[b] = u == u ? u : INFINITY; /* a NaN bound: the block is always read */
+            visited[b] = 0;
+            if (bound[b] > top) top = bound[b];
+            left += valid_in_block(&row, b);
+        }
+        const double eps = far->eps > 0.0f ? (double)far->eps : 0x1p-24;
+        double threshold = top + log(eps) - 4.0; /* a block below weighs under eps e^-4 of the top block's max */
+        for (;;) {
+            /* Visit every block at or above the threshold, runs of consecutive blocks as one range. */
+            for (int64_t b = b_first; b < b_end;) {
+                if (visited[b] || bound[b] < threshold) {
+                    ++b;
+                    continue;
+                }
+                int64_t e = b;
+                while (e < b_end && !visited[e] && !(bound[e] < threshold)) {
+                    visited[e] = 1;
+                    left -= valid_in_block(&row, e);
+                    read += valid_in_block(&row, e);
+                    ++e;
+                }
+                const int64_t j0 = b * BLOCK > row.lo ? b * BLOCK : row.lo;
+                const int64_t j1 = e * BLOCK < row.hi ? e * BLOCK : row.hi;
+                visit_range(c, h, i, j0, j1, s);
+                b = e;
+            }
+            if (left == 0) break;
+            if (s->m == -INFINITY || s->l != s->l) { /* no sum to compare with (a NaN row): read the rest */
+                threshold = -INFINITY;
+                continue;
+            }
+            double w = 0.0;
+            for (int64_t b = b_first; b < b_end; ++b) {
+                if (!visited[b]) w += (double)valid_in_block(&row, b) * exp(bound[b] - s->m);
+            }
+            if (w <= eps * s->l) break;
+            const double next = s->m + log(eps * s->l / (double)left);
+            threshold = next < threshold - 30.0 ? next : threshold - 30.0;
+        }
+    }
+    const posattn_softmax_options *o = c->o;
+    posattn_attention_finish(t->out + i * t->o_tok_stride + h * t->o_head_stride, o->lse ? o->lse + r : NULL, t->dv,
+                             o->sinks != NULL, o->sinks ? o->sinks[h] : 0.0f, s->m, s->l, s->a);
+    return read;
+}
+
+posattn_status posattn_attention_far_field(const posattn_attention_tensors *t, float scale, const float *slopes,
+                                           const posattn_positions *positions,
+                                           const posattn_softmax_options *options, posattn_far_field *far,
+                                           int64_t row_begin, int64_t row_end) {
+    attention_call c;
+    posattn_status st = posattn_attention_prepare(&c, t, scale, slopes, positions, options, row_begin, row_end, 1);
+    if (st) return st;
+    if (!far || !far->summary || !far->scratch || !far->summary->key_norm) return POSATTN_ERR_NULL;
+    const posattn_kv_summary *sum = far->summary;
+    if (sum->n_kv_heads != c.t.n_kv_heads) return POSATTN_ERR_SIZE;
+    if (sum->n_keys < c.t.nk) return POSATTN_ERR_KEY_RANGE;
+    if (!(far->eps >= 0.0f && far->eps <= 0x1p-10f)) return POSATTN_ERR_SCALE;
+    size_t need;
+    if ((st = posattn_far_field_scratch_size(c.t.nk, c.t.dv, &need))) return st;
+    if (far->scratch_bytes < need) return POSATTN_ERR_SIZE;
+    const span scratch = {(uintptr_t)far->scratch, (uintptr_t)far->scratch + need};
+    if (posattn_spans_overlap(scratch, c.out) || posattn_spans_overlap(scratch, c.lse)) return POSATTN_ERR_OVERLAP;
+    for (size_t n = 0; n < sizeof c.inputs / sizeof c.inputs[0]; ++n) {
+        if (posattn_spans_overlap(scratch, c.inputs[n])) return POSATTN_ERR_OVERLAP;
+    }
+
+    double *d = far->scratch;
+    row_state s = {.a = d, .part = d + c.t.dv};
+    double *bound = d + 2 * c.t.dv + 4;
+    unsigned char *visited = (unsigned char *)(bound + blocks_of(c.t.nk));
+    int64_t read = 0;
+    for (int64_t r = row_begin; r < row_end; ++r) {
+        read += far_field_row(&c, far, r / c.t.nq, r % c.t.nq, bound, visited, &s);
+    }
+    far->keys_read = read;
+    return POSATTN_OK;
+}
