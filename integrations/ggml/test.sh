@@ -5,6 +5,8 @@
 # cached under build-ggml/ (build.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+"$here/../../scripts/install-deps.sh" --ggml
+command -v npm >/dev/null || { echo "test.sh: npm (from nodejs) is needed to fetch the package" >&2; exit 1; }
 out=$("$here/build.sh" | tail -1)
 status=0
 for threads in 1 2; do
