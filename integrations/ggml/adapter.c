@@ -41,14 +41,18 @@ int posattn_ggml_soft_max_f32(int ith, int nth, struct lm_ggml_tensor *dst)
     memcpy(&scale, (const float *)dst->op_params + 0, sizeof(float));
     memcpy(&max_bias, (const float *)dst->op_params + 1, sizeof(float));
     const int64_t nk = src0->ne[0], nq = src0->ne[1], n_head = src0->ne[2];
-    /* ggml strides rows over threads (i01 = ith, ith + nth, ...); a contiguous block per thread keeps each
-     * posattn call on consecutive rows, which covers the same rows once in total. */
-    const int64_t row_begin = nq * ith / nth, row_end = nq * (ith + 1) / nth;
-    if (row_begin >= row_end) {
-        return 1;
-    }
+    /* Each thread takes a contiguous block of all n3*H*nq rows (ggml strides only the nq rows of every head over
+     * threads, which leaves all but one thread idle on decode, nq = 1); the blocks cover every row once. */
+    const int64_t n_rows = src0->ne[3] * n_head * nq;
+    const int64_t first = n_rows * ith / nth, last = n_rows * (ith + 1) / nth;
     for (int64_t i3 = 0; i3 < src0->ne[3]; i3++) {
         for (int64_t h = 0; h < n_head; h++) {
+            const int64_t plane = (i3 * n_head + h) * nq;
+            const int64_t row_begin = first > plane ? first - plane : 0;
+            const int64_t row_end = last - plane < nq ? last - plane : nq;
+            if (row_begin >= row_end) {
+                continue;
+            }
             const float slope = ggml_alibi_slope(max_bias, (uint32_t)n_head, (uint32_t)h);
             posattn_softmax_options opt = {0};
             opt.flags = POSATTN_MASK_TIMES_SLOPE;
@@ -66,7 +70,8 @@ int posattn_ggml_soft_max_f32(int ith, int nth, struct lm_ggml_tensor *dst)
             if (posattn_alibi_softmax(1, nq, nk, s, (int64_t)(src0->nb[1] / sizeof(float)), 0, p,
                                       (int64_t)(dst->nb[1] / sizeof(float)), 0, scale, &slope, NULL, &opt,
                                       row_begin, row_end) != POSATTN_OK) {
-                /* Only the first call can fail (same shapes and strides for every plane); nothing written yet. */
+                /* Same shapes and strides for every plane: only a thread's first call can fail, before it wrote
+                 * anything; ggml's fallback then recomputes every row of that thread's ith, which is harmless. */
                 return 0;
             }
         }
