@@ -12,6 +12,7 @@ for arg in "$@"; do
     --cross) arm64=1
              packages+=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
                         libsleef-dev:arm64 check:arm64 libsubunit-dev:arm64) ;;
+    --ggml) packages+=(g++ cmake make patch openssl) ;; # integrations/ggml (npm comes with nodejs)
     --sanitizers) packages+=(clang libclang-rt-14-dev) ;;
     --vendor) packages+=(cmake qemu-user) ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;

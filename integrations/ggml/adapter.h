@@ -1,0 +1,20 @@
+/*
+ * ggml's CPU ops on posattn, for the patched build of the packaged llama.cpp (integrations/ggml/ggml-cpu.patch).
+ * Each entry point computes the op's share of rows for thread ith of nth and returns 1, or returns 0 without
+ * writing anything when posattn cannot express the case, so the caller falls back to ggml's own code.
+ */
+#ifndef POSATTN_GGML_ADAPTER_H
+#define POSATTN_GGML_ADAPTER_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+struct lm_ggml_tensor;
+
+/* soft_max_ext (scale, f32/f16 mask broadcast over heads, max_bias ALiBi with ggml's own slopes, sinks). Falls
+ * back (returns 0) for: non-f32 input or output, non-contiguous rows, masks of another type. */
+int posattn_ggml_soft_max_f32(int ith, int nth, struct lm_ggml_tensor *dst);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
