@@ -55,21 +55,6 @@ posattn_status posattn_kv_summary_init(posattn_kv_summary *summary, int64_t n_kv
     return POSATTN_OK;
 }
 
-/* element `index` of a K row, widened exactly. */
-static double key_element(const void *row, posattn_kv_type type, int64_t index) {
-    switch (type) {
-    case POSATTN_KV_F16: return posattn_f16_to_f32(((const uint16_t *)row)[index]);
-    case POSATTN_KV_BF16: {
-        union {
-            uint32_t u;
-            float f;
-        } v = {(uint32_t)((const uint16_t *)row)[index] << 16};
-        return v.f;
-    }
-    default: return ((const float *)row)[index];
-    }
-}
-
 /* x rounded up to float32 (NaN stays NaN, overflow gives +inf). */
 static float round_up_f32(double x) {
     float f = (float)x;
@@ -135,7 +120,7 @@ posattn_status posattn_kv_summary_update(posattn_kv_summary *summary, const posa
                 const char *row = (const char *)t->k + (size_t)(j * k_tok_stride + g * k_head_stride) * (size_t)elem;
                 double sq = 0.0;
                 for (int64_t d = 0; d < t->dk; ++d) {
-                    const double x = key_element(row, t->k_type, d);
+                    const double x = (double)posattn_attention_kv_element(row, (int)t->k_type, d);
                     sq += x * x;
                 }
                 /* float64 sums of squares of floats: relative error below dk 2^-53, covered by the margin of

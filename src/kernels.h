@@ -274,4 +274,20 @@ static inline float posattn_f16_to_f32(uint16_t h) {
     return v.f;
 }
 
+/* Element `index` of a K or V row of type `type` (POSATTN_KV_TYPE_*), widened exactly to float32: the scalar
+ * reference's loads, and the far-field summaries' (which must bound what the kernels read). */
+static inline float posattn_attention_kv_element(const void *row, int type, int64_t index) {
+    switch (type) {
+    case POSATTN_KV_TYPE_F16: return posattn_f16_to_f32(((const uint16_t *)row)[index]);
+    case POSATTN_KV_TYPE_BF16: {
+        union {
+            uint32_t u;
+            float f;
+        } v = {(uint32_t)((const uint16_t *)row)[index] << 16};
+        return v.f;
+    }
+    default: return ((const float *)row)[index];
+    }
+}
+
 #endif /* POSATTN_KERNELS_H */

@@ -1,5 +1,6 @@
 /* ggml's soft_max_ext routed through posattn_alibi_softmax; see adapter.h. */
 #include "adapter.h"
+#include "ggml_slopes.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -8,18 +9,6 @@
 #include "ggml.h"
 #include "posattn.h"
 
-/* ggml's slope for head h, by its own chain of powf calls (not the exact 2^(-8(h+1)/H)), so that patched and stock
- * outputs differ only by the softmax itself. */
-static float ggml_alibi_slope(float max_bias, uint32_t n_head, uint32_t h)
-{
-    if (max_bias <= 0.0f) {
-        return 1.0f;
-    }
-    const uint32_t n_head_log2 = 1u << (uint32_t)floor(log2(n_head));
-    const float m0 = powf(2.0f, -(max_bias) / n_head_log2);
-    const float m1 = powf(2.0f, -(max_bias / 2.0f) / n_head_log2);
-    return h < n_head_log2 ? powf(m0, h + 1) : powf(m1, 2 * (h - n_head_log2) + 1);
-}
 
 int posattn_ggml_soft_max_f32(int ith, int nth, struct lm_ggml_tensor *dst)
 {

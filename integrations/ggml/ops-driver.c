@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ggml-cpu.h"
+#include "ggml_slopes.h"
 #include "ggml.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
@@ -22,16 +23,6 @@ static double uniform(double lo, double hi)
     return lo + (hi - lo) * (double)(rng_state >> 11) / 9007199254740992.0;
 }
 
-static float ggml_style_slope(float max_bias, uint32_t n_head, uint32_t h)
-{
-    if (max_bias <= 0.0f) {
-        return 1.0f;
-    }
-    const uint32_t n_head_log2 = 1u << (uint32_t)floor(log2(n_head));
-    const float m0 = powf(2.0f, -(max_bias) / n_head_log2);
-    const float m1 = powf(2.0f, -(max_bias / 2.0f) / n_head_log2);
-    return h < n_head_log2 ? powf(m0, h + 1) : powf(m1, 2 * (h - n_head_log2) + 1);
-}
 
 enum mask_kind { MASK_NONE, MASK_RANDOM, MASK_ALIBI_CAUSAL, MASK_ALIBI_WITH_EMPTY_ROW };
 
@@ -88,7 +79,7 @@ static void run_case(const char *name, int64_t nk, int64_t nq, int64_t nh, int64
     double *x = malloc(sizeof(double) * (size_t)nk);
     for (int64_t r3 = 0; r3 < n3; r3++) {
         for (int64_t h = 0; h < nh; h++) {
-            const double slope = ggml_style_slope(max_bias, (uint32_t)nh, (uint32_t)h);
+            const double slope = ggml_alibi_slope(max_bias, (uint32_t)nh, (uint32_t)h);
             for (int64_t i = 0; i < nq; i++) {
                 const int64_t base = ((r3 * nh + h) * nq + i) * nk;
                 double mx = -INFINITY;

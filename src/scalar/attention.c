@@ -13,20 +13,6 @@
 
 #include "../kernels.h"
 
-static float element(const void *base, int type, int64_t index) {
-    switch (type) {
-    case POSATTN_KV_TYPE_F16: return posattn_f16_to_f32(((const uint16_t *)base)[index]);
-    case POSATTN_KV_TYPE_BF16: {
-        union {
-            uint32_t u;
-            float f;
-        } v = {(uint32_t)((const uint16_t *)base)[index] << 16};
-        return v.f;
-    }
-    default: return ((const float *)base)[index];
-    }
-}
-
 static float key_position(const posattn_key_positions *keys, int64_t j) {
     return keys->k_pos ? keys->k_pos[j * keys->k_pos_stride] : (float)j;
 }
@@ -35,7 +21,9 @@ static float key_position(const posattn_key_positions *keys, int64_t j) {
 static float logit(const posattn_attention_tile *t, const posattn_attention_row *row, int64_t j) {
     const char *k = (const char *)t->k + (size_t)(j * t->k_tok_stride) * (t->k_type == POSATTN_KV_TYPE_F32 ? 4 : 2);
     float s = 0.0f;
-    for (int64_t d = 0; d < t->dk; ++d) s += row->q[d * t->q_dim_stride] * element(k, t->k_type, d);
+    for (int64_t d = 0; d < t->dk; ++d) {
+        s += row->q[d * t->q_dim_stride] * posattn_attention_kv_element(k, t->k_type, d);
+    }
     float x = t->scale * s;
     if (t->softcap > 0.0f) x = t->softcap * tanhf(x / t->softcap);
     if (row->slope != 0.0f) {
@@ -80,7 +68,7 @@ static void attention_row(const posattn_attention_tile *t, const posattn_attenti
             const char *v = (const char *)t->v +
                             (size_t)((j0 + b) * t->v_tok_stride) * (t->v_type == POSATTN_KV_TYPE_F32 ? 4 : 2);
             l += p;
-            for (int64_t d = 0; d < t->dv; ++d) a[d] += (double)p * element(v, t->v_type, d);
+            for (int64_t d = 0; d < t->dv; ++d) a[d] += (double)p * posattn_attention_kv_element(v, t->v_type, d);
         }
     }
     if (t->partial) {
