@@ -22,16 +22,17 @@ def _bars(plt, path, title, categories, series, ylabel, hlines=(), log=False):
     if not categories or not series:
         return False
     colors = _isa_colors()
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(categories) * max(1, len(series)) + 2.5), 5.0), dpi=110)
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 0.35 * len(categories) * len(series) + 2.5)), 5.0), dpi=110)
     width = 0.8 / len(series)
     for k, (label, values) in enumerate(series.items()):
         xs = [c + (k - (len(series) - 1) / 2) * width for c in range(len(categories))]
         pts = [(x, v) for x, v in zip(xs, values) if v is not None]
         ax.bar([p[0] for p in pts], [p[1] for p in pts], width=width, label=label,
                color=colors.get(label.split()[0], None))
-    for y, text in hlines:
-        ax.axhline(y, color="gray", ls=":", lw=1.5)
-        ax.annotate(text, (len(categories) - 0.5, y), fontsize=7, color="dimgray", ha="right", va="bottom")
+    line_styles = [("gray", ":"), ("tab:green", "--"), ("tab:blue", "-."), ("tab:brown", (0, (5, 1)))]
+    for k, (y, text) in enumerate(hlines):
+        color, ls = line_styles[k % len(line_styles)]
+        ax.axhline(y, color=color, ls=ls, lw=1.3, label=text)
     if log:
         ax.set_yscale("log")
     ax.set_xticks(range(len(categories)))
@@ -121,7 +122,7 @@ def plot_all(results, context, first_png):
 
     shapes = [s for s in br.ordered_shapes(results, lambda r: r.family == "alibi_nd_softmax")
               if br.nd_split(s)[1] != "1d"]
-    hl = [(t, f"target {g}_{k} <= {t:g}") for (g, k), t in br.ND_TARGETS.items()]
+    hl = [(t, f"target, {g}_{k}") for (g, k), t in br.ND_TARGETS.items()]
     if _bars(plt, path("alibi_nd"), f"N-D ALiBi softmax: time / 1-D time of the same grid, {cpu}", shapes,
              _per_isa(results, ["alibi_nd_softmax"], shapes, lambda r: br.nd_over_1d(results, r)),
              "N-D time / 1-D time (lower is better)", hlines=[(1.0, "1-D")] + hl):
@@ -131,7 +132,7 @@ def plot_all(results, context, first_png):
     if _bars(plt, path("rope"), f"Rotary embeddings: time / memcpy of the same tensor, {cpu}", shapes,
              _per_isa(results, ["rope"], shapes, lambda r: br.within_run_ratios(results, context, r).get("x memcpy")),
              "x memcpy (lower is better)", hlines=[(1.0, "memcpy"), (1.3, "target, shared tables"),
-                                                   (2.5, "target, mixed")]):
+                                                   (2.5, "target, mixed")], log=True):
         written["rope"] = path("rope")
 
     rot = br.ordered_shapes(results, lambda r: r.family == "liere_rot")
@@ -153,10 +154,11 @@ def plot_all(results, context, first_png):
              {i: [v / 1e9] for i, v in chains.items()}, "GFLOP/s (one core)"):
         written["chains"] = path("chains")
 
-    shapes = sorted({r.shape for r in results.values() if r.family == "attention" and br.ATTN_DECODE.fullmatch(r.shape)},
-                    key=br.attn_shape_key)
+    shapes = sorted({r.shape for r in results.values()
+                     if r.family == "attention" and br.ATTN_DECODE.fullmatch(r.shape)}, key=br.attn_shape_key)
     if _bars(plt, path("attention"), f"Attention decode: time / read roofline of the same K, V bytes, {cpu}", shapes,
-             _per_isa(results, ["attention"], shapes, lambda r: br.within_run_ratios(results, context, r).get("x read")),
+             _per_isa(results, ["attention"], shapes,
+                      lambda r: br.within_run_ratios(results, context, r).get("x read")),
              "x read roofline (lower is better)", hlines=[(1.0, "read speed")], log=True):
         written["attention"] = path("attention")
 

@@ -337,9 +337,9 @@ def liere_section(results):
     if not any(r.family.startswith("liere_") for r in results.values()):
         return []
     lines = ["## LieRE: time per call, GFLOP/s and the fraction of the FMA peak", ""]
-    lines.append("1024 tokens on a 32 x 32 grid, q and k of 12 heads x 64 dims, block size b = 2..64, generators shared "
-                 "by the heads or one set per head. GFLOP/s counts the products the kernel performs (bench/liere.c); "
-                 "'of peak' = GFLOP/s / the same ISA's FMA peak (roofline_fma/<isa>/chains, next section); "
+    lines.append("1024 tokens on a 32 x 32 grid, q and k of 12 heads x 64 dims, block size b = 2..64, generators "
+                 "shared by the heads or one set per head. GFLOP/s counts the products the kernel performs "
+                 "(bench/liere.c); 'of peak' = GFLOP/s / the same ISA's FMA peak (roofline_fma/<isa>/chains, next section); "
                  "'x memcpy' = time / time of a memcpy moving the bytes apply must read and write. Targets on AVX-512: "
                  "rotations b64_shared >= 0.40 of peak, apply b64_shared >= 0.50 of peak, apply b64_perhead <= 1.3x "
                  "memcpy.")
@@ -460,7 +460,7 @@ def dispatch_check(context, results, tolerance=DISPATCH_TOLERANCE):
         if len(by_isa) < 2:
             continue
         disp = dispatched_isa(context, results, family)
-        label = shape + (f" ({threads} threads)" if family.startswith("mt_") else "")
+        label = shape + (f" ({threads} thread{'s' if threads > 1 else ''})" if family.startswith("mt_") else "")
         if disp not in by_isa:
             missing.append((family, label, disp))
             continue
@@ -494,7 +494,7 @@ def dispatch_section(context, results):
         lines.append(md_table(["kernel", "shape", "dispatched", "us", "fastest", "us", "dispatched / fastest"], rows))
         lines.append("")
     if missing:
-        lines.append(f"No row of the dispatched ISA (not compared): " +
+        lines.append("No row of the dispatched ISA (not compared): " +
                      ", ".join(f"{f}/{s} ({d})" for f, s, d in missing[:8]) + (" ..." if len(missing) > 8 else "")
                      + ".")
         lines.append("")
@@ -810,6 +810,11 @@ def fused_sections(results, shapes):
     """The summary, ratio and per-shape tables of the fused softmax and everything compared with it."""
     lines = ["## Fused bias + softmax: ns per element"]
     lines.append("")
+    lines.append("Scale 1/sqrt(128), slopes posattn_alibi_slopes(H, 8); KV-cache default positions except the time "
+                 "series (cumulative sums of exponential gaps). ns/elem = time per call / (H*nq*nk); GB/s counts S "
+                 "read + P written (8 B/elem; 12 B/elem for peers' bias+softmax, which also read the materialised "
+                 "bias; 4 B/elem for the external bias, written only).")
+    lines.append("")
     present_isas = [i for i in ISAS if any(get(results, "alibi_softmax", i, s) for s in shapes)]
     present_sleef = [i for i in ISAS if any(get(results, "roofline_sleef_expf", i, s) for s in shapes)]
     present_peers = [p for p in PEERS if any(get(results, p[0], p[1], s) for s in shapes)]
@@ -907,7 +912,8 @@ def cache_text(context):
             source = fields[1]
         elif len(fields) == 3 and fields[1].isdigit() and int(fields[1]) > 0:
             sharing = int(fields[2])
-            items.append(f"{fields[0]} {size(int(fields[1]))}" + (f" (shared by {sharing} CPUs)" if sharing > 1 else ""))
+            items.append(f"{fields[0]} {size(int(fields[1]))}" +
+                         (f" (shared by {sharing} CPUs)" if sharing > 1 else ""))
     if items:
         return ", ".join(items) + (" (glibc sysconf: /sys/devices/system/cpu/cpu0/cache is absent here; L3 may be "
                                    "the whole package's)" if source == "sysconf" else "")
@@ -968,11 +974,6 @@ def report(path, context, results, skipped, plots=None):
 
     shapes = shapes_in(results, skipped)
     if shapes:
-        lines.append("- Fused softmax shapes: scale 1/sqrt(128), slopes posattn_alibi_slopes(H, 8); KV-cache default "
-                     "positions except the time series (cumulative sums of exponential gaps). ns/elem = time per call / "
-                     "(H*nq*nk); GB/s counts S read + P written (8 B/elem; 12 B/elem for peers' bias+softmax, which "
-                     "also read the materialised bias; 4 B/elem for the external bias, written only).")
-        lines.append("")
         lines += fused_sections(results, shapes)
         lines += plot_line(plots, "softmax", "ns per element against row length, decode shapes")
 
