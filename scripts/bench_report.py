@@ -339,8 +339,8 @@ def liere_section(results):
     lines = ["## LieRE: time per call, GFLOP/s and the fraction of the FMA peak", ""]
     lines.append("1024 tokens on a 32 x 32 grid, q and k of 12 heads x 64 dims, block size b = 2..64, generators "
                  "shared by the heads or one set per head. GFLOP/s counts the products the kernel performs "
-                 "(bench/liere.c); 'of peak' = GFLOP/s / the same ISA's FMA peak (roofline_fma/<isa>/chains, next section); "
-                 "'x memcpy' = time / time of a memcpy moving the bytes apply must read and write. Targets on AVX-512: "
+                 "(bench/liere.c); 'of peak' = GFLOP/s / the same ISA's FMA peak (roofline_fma/<isa>/chains, next "
+                 "section); 'x memcpy' = time / time of a memcpy moving the bytes apply must read and write. Targets on AVX-512: "
                  "rotations b64_shared >= 0.40 of peak, apply b64_shared >= 0.50 of peak, apply b64_perhead <= 1.3x "
                  "memcpy.")
     lines.append("")
