@@ -1090,6 +1090,8 @@ def main(argv=None):
             else []:
         print(f"attention: {measure} (target {target}): {v}")
     for measure, v, target, verdict in nd_targets(results) + rope_targets(results) + liere_targets(results):
+        if v is None:
+            continue  # not in this run (--filter)
         print(f"target: {measure} = {fmt(v)} (target {target}): {verdict}")
     compared, slow, _ = dispatch_check(context, results)
     print(f"dispatch: {len(slow)} of {compared} kernel/shape pairs where the dispatched ISA is more than "
