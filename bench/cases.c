@@ -627,6 +627,68 @@ static void cpu_model(char *buf, size_t size) {
     fclose(f);
 }
 
+/* The data and unified caches as "L1d:<bytes>:<cpus sharing> L2:... source:<where>", for the report's CPU line.
+ * Google Benchmark's own "caches" context comes from /sys/devices/system/cpu/cpu0/cache only and is empty where a
+ * hypervisor or container hides that directory; glibc's sysconf (cpuid on x86) still answers there, without the
+ * sharing count. */
+static void cpu_caches(char *buf, size_t size) {
+    buf[0] = '\0';
+    size_t used = 0;
+    for (int index = 0; index < 8; ++index) {
+        char path[96], level[16] = "", type[32] = "", bytes[32] = "", shared[256] = "";
+        const char *fields[] = {"level", "type", "size", "shared_cpu_list"};
+        char *values[] = {level, type, bytes, shared};
+        const size_t sizes[] = {sizeof level, sizeof type, sizeof bytes, sizeof shared};
+        for (int k = 0; k < 4; ++k) {
+            snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/%s", index, fields[k]);
+            FILE *f = fopen(path, "r");
+            if (!f) break;
+            if (!fgets(values[k], (int)sizes[k], f)) values[k][0] = '\0';
+            values[k][strcspn(values[k], "\n")] = '\0';
+            fclose(f);
+        }
+        if (!level[0] || !bytes[0] || !strcmp(type, "Instruction")) continue;
+        char *unit = NULL;
+        long long n = strtoll(bytes, &unit, 10);
+        if (unit && (*unit == 'K' || *unit == 'k')) n *= 1024;
+        if (unit && (*unit == 'M' || *unit == 'm')) n *= 1024 * 1024;
+        /* shared_cpu_list is "0-1" or "0,2,4": count the CPUs it names. */
+        int sharing = 0;
+        for (char *p = shared; *p;) {
+            char *end = NULL;
+            const long lo = strtol(p, &end, 10);
+            long hi = lo;
+            if (end == p) break;
+            if (*end == '-') hi = strtol(end + 1, &end, 10);
+            sharing += (int)(hi - lo + 1);
+            p = *end == ',' ? end + 1 : end;
+        }
+        used += (size_t)snprintf(buf + used, size - used, "%sL%s%s:%lld:%d", used ? " " : "",
+                                 level, !strcmp(type, "Data") ? "d" : "", n, sharing ? sharing : 1);
+        if (used >= size) break;
+    }
+    if (used) {
+        if (used < size) snprintf(buf + used, size - used, " source:sysfs");
+        return;
+    }
+    const long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    snprintf(buf, size, "L1d:%ld:0 L2:%ld:0 L3:%ld:0 source:sysconf", l1 > 0 ? l1 : 0, l2 > 0 ? l2 : 0,
+             l3 > 0 ? l3 : 0);
+}
+
+/* The ISA each operation runs on with the ISA chosen automatically ("alibi_softmax:avx512 rope:avx2 ..."), so the
+ * report compares the dispatched kernel, not merely the best ISA, with the others. */
+static void dispatched_isas(char *buf, size_t size) {
+    buf[0] = '\0';
+    posattn_force_isa(POSATTN_ISA_AUTO);
+    size_t used = 0;
+    for (int op = 0; op < POSATTN_OP_COUNT && used < size; ++op) {
+        used += (size_t)snprintf(buf + used, size - used, "%s%s:%s", op ? " " : "", posattn_op_name((posattn_op)op),
+                                 posattn_isa_name(posattn_op_isa((posattn_op)op, POSATTN_ISA_AUTO)));
+    }
+}
+
 static int listed_least_capable_first(int *isas) {
     posattn_isa listed[POSATTN_ISA_COUNT];
     const int n = posattn_isa_list(listed, POSATTN_ISA_COUNT);
@@ -694,6 +756,8 @@ int pab_context(size_t i, const char **key, char *value, size_t size) {
                  PAB_HAVE_SLEEF_NEON ? "neon" : "");
         return 1;
     case 6: *key = "online_cpus"; snprintf(value, size, "%d", cpu_count()); return 1;
+    case 7: *key = "cpu_caches"; cpu_caches(value, size); return 1;
+    case 8: *key = "posattn_dispatch"; dispatched_isas(value, size); return 1;
     default: return 0;
     }
 }

@@ -148,15 +148,38 @@ def is_rope(r):
     return r.family == "rope" or (r.family == "roofline_memcpy" and r.variant == "rope")
 
 
-ROPE_TARGETS = {"mixed": 2.5}  # x memcpy on AVX-512, per-head tables; shared tables: 1.3
+def rope_target(shape):
+    """x memcpy on AVX-512: per-head (mixed) tables <= 2.5, shared tables <= 1.3 (bench/rope.c)."""
+    return 2.5 if shape.endswith("_mixed") else 1.3
+
+
+def ordered_shapes(results, keep):
+    """The shapes of the results for which keep(r) holds, in the order of the run."""
+    shapes = []
+    for r in results.values():
+        if keep(r) and r.shape not in shapes:
+            shapes.append(r.shape)
+    return shapes
+
+
+def rope_targets(results):
+    """[(measure, value, target text, verdict)] of the rotary targets (AVX-512 time / memcpy time, one run)."""
+    out = []
+    for s in ordered_shapes(results, is_rope):
+        r, mc = get(results, "rope", "avx512", s), get(results, "roofline_memcpy", "rope", s)
+        v = ratio(r.time_ns, mc.time_ns) if r and mc else None
+        out.append((f"rope/avx512/{s} x memcpy", v, f"<= {rope_target(s):g}", verdict_text(v, v is not None and
+                                                                                           v <= rope_target(s))))
+    return out
+
+
+def verdict_text(value, ok):
+    return "not measured" if value is None else ("met" if ok else "MISSED")
 
 
 def rope_section(results):
     """Rotary embeddings: time per call per ISA and the ratio to a memcpy of the same tensor (one run)."""
-    shapes = []
-    for r in results.values():
-        if is_rope(r) and r.shape not in shapes:
-            shapes.append(r.shape)
+    shapes = ordered_shapes(results, is_rope)
     if not shapes:
         return []
     present = [i for i in ISAS if any(get(results, "rope", i, s) for s in shapes)]
@@ -170,15 +193,384 @@ def rope_section(results):
     for s in shapes:
         mc = get(results, "roofline_memcpy", "rope", s)
         rs = {i: get(results, "rope", i, s) for i in present}
-        target = ROPE_TARGETS["mixed"] if s.endswith("_mixed") else 1.3
         r512 = ratio(rs["avx512"].time_ns, mc.time_ns) if rs.get("avx512") and mc else None
-        verdict = "-" if r512 is None else (f"<= {target:g}: " + ("PASS" if r512 <= target else "FAIL"))
+        target = rope_target(s)
+        verdict = f"<= {target:g}: " + ("no avx512 row" if r512 is None else ("met" if r512 <= target else "MISSED"))
         rows.append([s] + [fmt(rs[i].time_ns / 1e3 if rs[i] else None, 1) for i in present] +
                     [fmt(mc.time_ns / 1e3 if mc else None, 1)] +
                     [fmt(ratio(rs[i].time_ns, mc.time_ns) if rs[i] and mc else None) for i in present] + [verdict])
     lines.append(md_table(header, rows))
     lines.append("")
     return lines
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ALiBi with N-D positions (bench/alibi_nd.c)
+# ---------------------------------------------------------------------------------------------------------------
+
+ND_KINDS = ("1d_default", "split", "1d", "l1", "l2")  # longest suffix first: "1d_default" before "1d"
+ND_KIND_TEXT = {"l2": "L2 (Euclidean)", "l1": "L1", "split": "split heads (one axis per head group)",
+                "1d": "1-D given positions (baseline)", "1d_default": "1-D default positions"}
+# (group, kind): the largest N-D time / 1-D time of the same group, ISA and run (bench/alibi_nd.c, issue 16).
+ND_TARGETS = {("image_h12_32x32", "l2"): 1.3, ("vol4d_h8_4x8x8x8", "l1"): 1.5}
+ND_TARGET_ISAS = ("avx512", "avx2")
+
+
+def nd_split(shape):
+    """image_h12_32x32_q32_l2 -> ("image_h12_32x32_q32", "l2"); (shape, None) for a name of another grammar."""
+    for kind in ND_KINDS:
+        if shape.endswith("_" + kind):
+            return shape[:-len(kind) - 1], kind
+    return shape, None
+
+
+def nd_over_1d(results, r):
+    """Time of an N-D case / time of the 1-D case of the same group, family and ISA (the cost of the positions)."""
+    group, kind = nd_split(r.shape)
+    base = get(results, r.family, r.variant, f"{group}_1d") if kind else None
+    return ratio(r.time_ns, base.time_ns) if base else None
+
+
+def nd_targets(results):
+    out = []
+    for (group, kind), target in ND_TARGETS.items():
+        for isa in ND_TARGET_ISAS:
+            r = get(results, "alibi_nd_softmax", isa, f"{group}_{kind}")
+            if not r and not any(x.family == "alibi_nd_softmax" and x.variant == isa for x in results.values()):
+                continue
+            v = nd_over_1d(results, r) if r else None
+            out.append((f"alibi_nd_softmax/{isa}/{group}_{kind} / {group}_1d", v, f"<= {target:g}",
+                        verdict_text(v, v is not None and v <= target)))
+    return out
+
+
+def nd_section(results):
+    """N-D ALiBi: per group of shapes (same H, nq, nk), each position kind against the group's 1-D case."""
+    rs = [r for r in results.values() if r.family in ("alibi_nd_softmax", "alibi_nd_bias")]
+    if not rs:
+        return []
+    lines = ["## ALiBi with N-D positions: time per call and N-D time / 1-D time", ""]
+    lines.append("Queries = keys = the tokens of a grid in raster order; within a group every case has the same H, nq "
+                 "and nk, so the ratio to the group's 1-D case (float positions 0..n-1 given) is the cost of the "
+                 "N-D distances, same ISA, same run. `q32`: only the first 32 tokens query (S and P stay in L2: "
+                 "the compute, not the memory). Targets (AVX-512 and AVX2): 2-D L2 image <= 1.3x, 4-D L1 volume "
+                 "<= 1.5x.")
+    lines.append("")
+    for family, title in (("alibi_nd_softmax", "Fused softmax (posattn_alibi_softmax)"),
+                          ("alibi_nd_bias", "External bias (posattn_alibi_bias)")):
+        shapes = ordered_shapes(results, lambda r: r.family == family)
+        if not shapes:
+            continue
+        present = [i for i in ISAS if any(get(results, family, i, s) for s in shapes)]
+        header = ["group", "positions"] + [f"{i} us" for i in present] + [f"{i} ns/elem" for i in present] + \
+            [f"{i} x 1-D" for i in present] + ["target"]
+        rows = []
+        for s in shapes:
+            group, kind = nd_split(s)
+            cases = {i: get(results, family, i, s) for i in present}
+            target = ND_TARGETS.get((group, kind)) if family == "alibi_nd_softmax" else None
+            verdicts = []
+            for i in ND_TARGET_ISAS:
+                v = nd_over_1d(results, cases[i]) if cases.get(i) else None
+                if target and v is not None:
+                    verdicts.append(f"{i} " + ("met" if v <= target else "MISSED"))
+            rows.append([group, ND_KIND_TEXT.get(kind, kind or s)] +
+                        [fmt(cases[i].time_ns / 1e3 if cases[i] else None, 1) for i in present] +
+                        [fmt(cases[i].ns_per_elem if cases[i] else None, 3) for i in present] +
+                        [fmt(nd_over_1d(results, cases[i]) if cases[i] else None) for i in present] +
+                        [f"<= {target:g}: " + (", ".join(verdicts) or "not measured") if target else ""])
+        lines.append(f"### {title}")
+        lines.append("")
+        lines.append(md_table(header, rows))
+        lines.append("")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# LieRE (bench/liere.c) and the FMA peak ("chains")
+# ---------------------------------------------------------------------------------------------------------------
+
+LIERE_FAMILIES = (("liere_rot", "Rotations (posattn_liere_rotations): exponentials of the generator combinations"),
+                  ("liere_apply", "Apply (posattn_liere_apply) to q and k, 12 + 12 heads"),
+                  ("liere_apply_backward", "Apply backward (POSATTN_LIERE_BACKWARD, R^T)"))
+# (family, shape, measure, target): "peak" is the fraction of the same ISA's FMA peak, "memcpy" time / memcpy time.
+LIERE_TARGETS = (("liere_rot", "b64_shared", "peak", 0.40), ("liere_apply", "b64_shared", "peak", 0.50),
+                 ("liere_apply", "b64_perhead", "memcpy", 1.3))
+
+
+def fma_peak(results, isa):
+    """FLOP/s of roofline_fma/<isa>/chains (independent FMA chains in registers; items are flops)."""
+    r = get(results, "roofline_fma", isa, "chains")
+    return r.elems / (r.time_ns * 1e-9) if r else None
+
+
+def flops(r):
+    """FLOP/s of a LieRE case (its elements counter is the flops of a call)."""
+    return r.elems / (r.time_ns * 1e-9) if r and r.time_ns > 0 else None
+
+
+def of_fma_peak(results, r):
+    return ratio(flops(r), fma_peak(results, r.variant)) if r else None
+
+
+def liere_x_memcpy(results, r):
+    mc = get(results, "roofline_memcpy", "liere_apply", r.shape) if r else None
+    return ratio(r.time_ns, mc.time_ns) if mc else None
+
+
+def liere_targets(results):
+    out = []
+    for family, shape, measure, target in LIERE_TARGETS:
+        r = get(results, family, "avx512", shape)
+        if measure == "peak":
+            v = of_fma_peak(results, r)
+            out.append((f"{family}/avx512/{shape}: fraction of the FMA peak", v, f">= {target:.2f}",
+                        verdict_text(v, v is not None and v >= target)))
+        else:
+            v = liere_x_memcpy(results, r) if r else None
+            out.append((f"{family}/avx512/{shape} x memcpy", v, f"<= {target:g}",
+                        verdict_text(v, v is not None and v <= target)))
+    return out
+
+
+def liere_section(results):
+    if not any(r.family.startswith("liere_") for r in results.values()):
+        return []
+    lines = ["## LieRE: time per call, GFLOP/s and the fraction of the FMA peak", ""]
+    lines.append("1024 tokens on a 32 x 32 grid, q and k of 12 heads x 64 dims, block size b = 2..64, generators "
+                 "shared by the heads or one set per head. GFLOP/s counts the products the kernel performs "
+                 "(bench/liere.c); 'of peak' = GFLOP/s / the same ISA's FMA peak (roofline_fma/<isa>/chains, next "
+                 "section); 'x memcpy' = time / time of a memcpy moving the bytes apply must read and write. Targets on AVX-512: "
+                 "rotations b64_shared >= 0.40 of peak, apply b64_shared >= 0.50 of peak, apply b64_perhead <= 1.3x "
+                 "memcpy.")
+    lines.append("")
+    for family, title in LIERE_FAMILIES:
+        shapes = ordered_shapes(results, lambda r: r.family == family)
+        if not shapes:
+            continue
+        present = [i for i in ISAS if any(get(results, family, i, s) for s in shapes)]
+        apply_like = family != "liere_rot"
+        header = ["shape"] + [f"{i} us" for i in present] + [f"{i} GFLOP/s" for i in present] + \
+            [f"{i} of peak" for i in present if fma_peak(results, i)]
+        if apply_like:
+            header += ["memcpy us"] + [f"{i} x memcpy" for i in present]
+        if family == "liere_apply_backward":
+            header += [f"{i} x forward" for i in present]
+        rows = []
+        for s in shapes:
+            cases = {i: get(results, family, i, s) for i in present}
+            row = [s] + [fmt(cases[i].time_ns / 1e3 if cases[i] else None, 1) for i in present]
+            row += [fmt(flops(cases[i]) / 1e9 if cases[i] else None, 1) for i in present]
+            row += [fmt(of_fma_peak(results, cases[i])) for i in present if fma_peak(results, i)]
+            if apply_like:
+                mc = get(results, "roofline_memcpy", "liere_apply", s)
+                row += [fmt(mc.time_ns / 1e3 if mc else None, 1)]
+                row += [fmt(liere_x_memcpy(results, cases[i]) if cases[i] else None) for i in present]
+            if family == "liere_apply_backward":
+                row += [fmt(ratio(cases[i].time_ns, get(results, "liere_apply", i, s).time_ns)
+                            if cases[i] and get(results, "liere_apply", i, s) else None) for i in present]
+            rows.append(row)
+        lines.append(f"### {title}")
+        lines.append("")
+        lines.append(md_table(header, rows))
+        lines.append("")
+    skipped_rot = [s for s in ordered_shapes(results, lambda r: r.family == "liere_rot")
+                   if not get(results, "liere_rot", "scalar", s)]
+    if skipped_rot and any(get(results, "liere_rot", "scalar", s) for s in
+                           ordered_shapes(results, lambda r: r.family == "liere_rot")):
+        lines.append(f"Scalar rotations not run on {', '.join(skipped_rot)} (bench/liere.c: too long a call; "
+                     "b64_shared times the same kernel).")
+        lines.append("")
+    lines.append("### Targets (AVX-512, one run)")
+    lines.append("")
+    for measure, v, target, verdict in liere_targets(results):
+        lines.append(f"- {measure} = {fmt(v)} (target {target}): **{verdict}**")
+    lines.append("")
+    return lines
+
+
+def chains_section(results, context):
+    """The FMA peak (roofline_fma/<isa>/chains): the reference of the LieRE and prefill-attention fractions."""
+    rs = [get(results, "roofline_fma", i, "chains") for i in ISAS]
+    rs = [r for r in rs if r]
+    if not rs:
+        return []
+    mhz = context.get("mhz_per_cpu")
+    lines = ["## FMA peak (roofline_fma/<isa>/chains)", ""]
+    lines.append("Independent chains of vector FMAs in registers, no memory traffic: the most FLOP/s one core reaches "
+                 "with the ISA's vectors. The LieRE and prefill-attention fractions of peak divide by it. Flops per "
+                 f"cycle use the nominal clock Google Benchmark reports ({mhz or '?'} MHz; boost clocks run faster, so "
+                 "this can exceed the core's nominal width).")
+    lines.append("")
+    rows = []
+    for r in rs:
+        f = flops(r)
+        rows.append([r.variant, fmt(r.time_ns / 1e3, 1), fmt(f / 1e9, 1),
+                     fmt(f / (mhz * 1e6) if mhz else None, 1)])
+    best = max(rs, key=lambda r: flops(r))
+    lines.append(md_table(["ISA", "us/call", "GFLOP/s", "flops/cycle at nominal clock"], rows))
+    lines.append("")
+    lines.append(f"Best: {best.variant}, " + ", ".join(f"{r.variant} {fmt(ratio(flops(r), flops(best)))} of it"
+                                                        for r in rs if r is not best) + ".")
+    lines.append("")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The dispatched ISA against the other ISAs of this CPU
+# ---------------------------------------------------------------------------------------------------------------
+
+# Benchmark family -> the posattn_op whose dispatch it measures (posattn_op_name).
+OP_OF_FAMILY = {"alibi_softmax": "alibi_softmax", "alibi_nd_softmax": "alibi_softmax",
+                "mt_alibi_softmax": "alibi_softmax", "alibi_bias": "alibi_bias", "alibi_nd_bias": "alibi_bias",
+                "rope": "rope", "liere_rot": "liere_rotations", "liere_apply": "liere_apply",
+                "liere_apply_backward": "liere_apply", "attention": "attention", "mt_attention": "attention"}
+DISPATCH_TOLERANCE = 0.05
+
+
+def dispatched_isa(context, results, family):
+    """The ISA posattn runs family's operation on with the ISA chosen automatically: the context's
+    "posattn_dispatch" (bench/cases.c); older JSON: the best ISA, or the next one down with rows of the family."""
+    op = OP_OF_FAMILY[family]
+    for item in context.get("posattn_dispatch", "").split():
+        name, _, isa = item.partition(":")
+        if name == op:
+            return isa
+    order = ISAS[::-1]
+    best = context.get("posattn_best_isa")
+    if best in order:
+        order = order[order.index(best):]
+    for isa in order:
+        if any(r.family == family and r.variant == isa for r in results.values()):
+            return isa
+    return None
+
+
+def dispatch_check(context, results, tolerance=DISPATCH_TOLERANCE):
+    """Compares, per kernel and shape, the dispatched ISA with every other ISA that ran on this CPU (a row in the
+    results: the unsupported ones are skipped by the benchmark). Returns (pairs compared, [(family, shape,
+    dispatched isa, its ns, fastest isa, its ns, ratio)] where the dispatched ISA is slower by more than tolerance,
+    [(family, shape, dispatched isa)] where the dispatched ISA has no row but others do)."""
+    groups = {}
+    for r in results.values():
+        if r.family in OP_OF_FAMILY:
+            groups.setdefault((r.family, r.shape, r.threads), {})[r.variant] = r
+    compared, slow, missing = 0, [], []
+    for (family, shape, threads), by_isa in groups.items():
+        if len(by_isa) < 2:
+            continue
+        disp = dispatched_isa(context, results, family)
+        label = shape + (f" ({threads} thread{'s' if threads > 1 else ''})" if family.startswith("mt_") else "")
+        if disp not in by_isa:
+            missing.append((family, label, disp))
+            continue
+        compared += 1
+        fastest = min(by_isa.values(), key=lambda r: r.time_ns)
+        d = by_isa[disp]
+        if fastest is not d and d.time_ns > (1 + tolerance) * fastest.time_ns:
+            slow.append((family, label, disp, d.time_ns, fastest.variant, fastest.time_ns,
+                         d.time_ns / fastest.time_ns))
+    slow.sort(key=lambda x: -x[6])
+    return compared, slow, missing
+
+
+def dispatch_section(context, results):
+    compared, slow, missing = dispatch_check(context, results)
+    if not compared and not missing:
+        return []
+    disp = context.get("posattn_dispatch") or f"not in this JSON; taken as the best ISA, " \
+                                                  f"{context.get('posattn_best_isa', '?')}"
+    lines = ["## Dispatched ISA against the other ISAs of this CPU", ""]
+    lines.append(f"For every kernel and shape measured on two or more ISAs: is the ISA posattn dispatches to "
+                 f"(per operation: {disp}) more than {DISPATCH_TOLERANCE:.0%} slower than another ISA that ran "
+                 f"here? One run: a flag within a few percent of the threshold may be noise; confirm it with "
+                 f"`scripts/bench-report --no-install --repetitions 3 --filter '<family>/.*/<shape>$'`.")
+    lines.append("")
+    lines.append(f"**{len(slow)} of {compared}** kernel/shape pairs flagged.")
+    lines.append("")
+    if slow:
+        rows = [[f, s, d, fmt(dt / 1e3, 1), b, fmt(bt / 1e3, 1), fmt(x, suffix="x")]
+                for f, s, d, dt, b, bt, x in slow]
+        lines.append(md_table(["kernel", "shape", "dispatched", "us", "fastest", "us", "dispatched / fastest"], rows))
+        lines.append("")
+    if missing:
+        lines.append("No row of the dispatched ISA (not compared): " +
+                     ", ".join(f"{f}/{s} ({d})" for f, s, d in missing[:8]) + (" ..." if len(missing) > 8 else "")
+                     + ".")
+        lines.append("")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Families (the report's sections and the compare command's tables)
+# ---------------------------------------------------------------------------------------------------------------
+
+# (key, title, the labels of its within-run ratios) in the order of the report.
+FAMILIES = (("softmax", "Fused bias + softmax (1-D), its rooflines and peers", ("x memcpy",)),
+            ("bias", "External bias (posattn_alibi_bias)", ("speedup vs scalar",)),
+            ("alibi_nd", "ALiBi with N-D positions", ("x 1-D",)),
+            ("rope", "Rotary embeddings", ("x memcpy",)),
+            ("liere", "LieRE", ("of FMA peak", "x memcpy")),
+            ("chains", "FMA peak (chains)", ("flops/cycle",)),
+            ("attention", "Fused attention", ("x read", "speedup vs 1 thread")),
+            ("multicore", "Multi-core softmax", ("speedup vs 1 thread",)),
+            ("other", "Other benchmarks", ()))
+
+
+def family_of(r):
+    """The report section a benchmark belongs to (every benchmark belongs to exactly one)."""
+    f, v = r.family, r.variant
+    if f == "alibi_softmax" or f == "roofline_sleef_expf" or (f == "roofline_memcpy" and v == "rows") or \
+            any(f == p[0] and v == p[1] for p in PEERS):
+        return "softmax"
+    if f == "alibi_bias":
+        return "bias"
+    if f in ("alibi_nd_softmax", "alibi_nd_bias"):
+        return "alibi_nd"
+    if is_rope(r):
+        return "rope"
+    if f.startswith("liere_") or (f == "roofline_memcpy" and v == "liere_apply"):
+        return "liere"
+    if f == "roofline_fma":
+        return "chains"
+    if f in ("attention", "mt_attention", "roofline_read") or (f == "peer_onednn" and v.startswith("attention")):
+        return "attention"
+    if f == "mt_alibi_softmax":
+        return "multicore"
+    return "other"
+
+
+def within_run_ratios(results, context, r):
+    """{label: value} of the family's ratios (FAMILIES) for one benchmark, within its own run; the labels that do
+    not apply to it are left out."""
+    fam = family_of(r)
+    out = {}
+    if fam == "softmax":
+        mc = get(results, "roofline_memcpy", "rows", r.shape)
+        out["x memcpy"] = ratio(r.time_ns, mc.time_ns) if mc else None
+    elif fam == "bias":
+        sc = get(results, "alibi_bias", "scalar", r.shape)
+        out["speedup vs scalar"] = ratio(sc.time_ns, r.time_ns) if sc else None
+    elif fam == "alibi_nd":
+        out["x 1-D"] = nd_over_1d(results, r)
+    elif fam == "rope":
+        mc = get(results, "roofline_memcpy", "rope", r.shape)
+        out["x memcpy"] = ratio(r.time_ns, mc.time_ns) if mc else None
+    elif fam == "liere":
+        if r.family.startswith("liere_"):
+            out["of FMA peak"] = of_fma_peak(results, r)
+        if r.family.startswith("liere_apply"):
+            out["x memcpy"] = liere_x_memcpy(results, r)
+    elif fam == "chains":
+        mhz = context.get("mhz_per_cpu")
+        out["flops/cycle"] = flops(r) / (mhz * 1e6) if mhz else None
+    elif fam == "attention" and r.family == "attention":
+        read = attn_read_best(results, r.shape)
+        out["x read"] = ratio(r.time_ns, read.time_ns) if read else None
+    elif fam == "attention" and r.family == "mt_attention" or fam == "multicore":
+        one = get(results, r.family, r.variant, r.shape, 1)
+        out["speedup vs 1 thread"] = ratio(one.time_ns, r.time_ns) if one else None
+    return {k: v for k, v in out.items() if v is not None}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -418,6 +810,11 @@ def fused_sections(results, shapes):
     """The summary, ratio and per-shape tables of the fused softmax and everything compared with it."""
     lines = ["## Fused bias + softmax: ns per element"]
     lines.append("")
+    lines.append("Scale 1/sqrt(128), slopes posattn_alibi_slopes(H, 8); KV-cache default positions except the time "
+                 "series (cumulative sums of exponential gaps). ns/elem = time per call / (H*nq*nk); GB/s counts S "
+                 "read + P written (8 B/elem; 12 B/elem for peers' bias+softmax, which also read the materialised "
+                 "bias; 4 B/elem for the external bias, written only).")
+    lines.append("")
     present_isas = [i for i in ISAS if any(get(results, "alibi_softmax", i, s) for s in shapes)]
     present_sleef = [i for i in ISAS if any(get(results, "roofline_sleef_expf", i, s) for s in shapes)]
     present_peers = [p for p in PEERS if any(get(results, p[0], p[1], s) for s in shapes)]
@@ -493,7 +890,46 @@ def fused_sections(results, shapes):
     return lines
 
 
-def report(path, context, results, skipped, png_name=None):
+def cache_text(context):
+    """The data and unified caches: Google Benchmark's "caches" (from /sys), else bench/cases.c's "cpu_caches"
+    (sysfs, else glibc's sysconf), else why there are none."""
+    def size(n):
+        return f"{n // (1024 * 1024)} MiB" if n >= 1024 * 1024 and n % (1024 * 1024) == 0 else f"{n // 1024} KiB"
+    items = []
+    for c in context.get("caches", []):
+        if c.get("type") == "Instruction":
+            continue
+        kind = "d" if c.get("type") == "Data" else ""
+        sharing = c.get("num_sharing", 0)
+        items.append(f"L{c.get('level')}{kind} {size(c.get('size', 0))}" + (f" (shared by {sharing} CPUs)"
+                                                                            if sharing > 1 else ""))
+    if items:
+        return ", ".join(items)
+    source = ""
+    for item in context.get("cpu_caches", "").split():
+        fields = item.split(":")
+        if fields[0] == "source":
+            source = fields[1]
+        elif len(fields) == 3 and fields[1].isdigit() and int(fields[1]) > 0:
+            sharing = int(fields[2])
+            items.append(f"{fields[0]} {size(int(fields[1]))}" +
+                         (f" (shared by {sharing} CPUs)" if sharing > 1 else ""))
+    if items:
+        return ", ".join(items) + (" (glibc sysconf: /sys/devices/system/cpu/cpu0/cache is absent here; L3 may be "
+                                   "the whole package's)" if source == "sysconf" else "")
+    return "not reported (this JSON has neither Google Benchmark's 'caches', empty where " \
+           "/sys/devices/system/cpu/cpu0/cache is absent, nor posattn_bench's 'cpu_caches')"
+
+
+def plot_line(plots, family, what):
+    if family not in plots:
+        return []
+    return [f"![{what}]({plots[family]})", ""]
+
+
+def report(path, context, results, skipped, plots=None):
+    """The markdown report; plots: {family key: image path relative to the report} (bench_plots.plot_all)."""
+    plots = plots or {}
     lines = []
     host = context.get("host_name", "?")
     lines.append(f"# posattn benchmark report: {host}, {context.get('date', '?')}")
@@ -502,10 +938,7 @@ def report(path, context, results, skipped, png_name=None):
                  f"its own library is a {context.get('library_build_type', '?')} build: that is Debian's package, and it only "
                  f"concerns the bookkeeping around the timed loop).")
     lines.append(f"- CPU: {context.get('cpu_model', '?')}, {context.get('num_cpus', '?')} CPUs at "
-                 f"{context.get('mhz_per_cpu', '?')} MHz; caches: " + ", ".join(
-                     f"L{c.get('level')} {c.get('type', '')[:1].lower()} {c.get('size', 0) // 1024} KiB"
-                     + (f" x{c.get('num_sharing')}" if c.get("num_sharing", 0) > 1 else "")
-                     for c in context.get("caches", [])))
+                 f"{context.get('mhz_per_cpu', '?')} MHz; caches: {cache_text(context)}.")
     load = context.get("load_avg", [])
     lines.append(f"- Run: --benchmark_min_time={context.get('bench_min_time', '?')}, repetitions "
                  f"{context.get('bench_repetitions', '?')} (medians when > 1); posattn at "
@@ -519,12 +952,14 @@ def report(path, context, results, skipped, png_name=None):
                  f"time)" + (": " + ", ".join(r.name for r in disturbed[:6]) + (" ..." if len(disturbed) > 6 else "")
                              if disturbed else "") + ".")
     lines.append(f"- posattn ISAs: {context.get('posattn_isas', '?')} (best: {context.get('posattn_best_isa', '?')}); "
+                 f"dispatch per operation: {context.get('posattn_dispatch', 'not recorded')}; "
                  f"oneDNN: {context.get('onednn', '?')}; XNNPACK: {context.get('xnnpack', '?')}; "
                  f"SLEEF rooflines: {context.get('sleef_rooflines', '?').strip() or 'none'}.")
-    lines.append("- Shapes: scale 1/sqrt(128), slopes posattn_alibi_slopes(H, 8); KV-cache default positions except "
-                 "the time series (cumulative sums of exponential gaps). ns/elem = time per call / (H*nq*nk); GB/s "
-                 "counts S read + P written (8 B/elem; 12 B/elem for peers' bias+softmax, which also read the "
-                 "materialised bias; 4 B/elem for the external bias, written only).")
+    counts = {}
+    for r in results.values():
+        counts[family_of(r)] = counts.get(family_of(r), 0) + 1
+    lines.append("- Sections: " + ", ".join(f"{title} ({counts[key]} benchmarks)" for key, title, _ in FAMILIES
+                                            if counts.get(key)) + ".")
     lines.append("")
 
     # Issue A.
@@ -535,11 +970,12 @@ def report(path, context, results, skipped, png_name=None):
         lines.append(f"- **{isa}/scalar = {fmt(s, suffix='x')}** (target >= {target:g}x): {verdict}")
     lines.append("")
 
-    shapes = shapes_in(results, skipped)
+    lines += dispatch_section(context, results)
 
-    # Summary: ns per element.
+    shapes = shapes_in(results, skipped)
     if shapes:
         lines += fused_sections(results, shapes)
+        lines += plot_line(plots, "softmax", "ns per element against row length, decode shapes")
 
     # External bias.
     bias_shapes = [s for s in shapes if any(get(results, "alibi_bias", i, s) for i in ISAS)]
@@ -560,9 +996,18 @@ def report(path, context, results, skipped, png_name=None):
             rows.append(row)
         lines.append(md_table(header, rows))
         lines.append("")
+        lines += plot_line(plots, "bias", "external bias, GB/s per ISA")
 
+    lines += nd_section(results)
+    lines += plot_line(plots, "alibi_nd", "N-D time / 1-D time per group and ISA")
     lines += rope_section(results)
+    lines += plot_line(plots, "rope", "rotary time / memcpy time per shape and ISA")
+    lines += liere_section(results)
+    lines += plot_line(plots, "liere", "LieRE fraction of the FMA peak and x memcpy per shape and ISA")
+    lines += chains_section(results, context)
+    lines += plot_line(plots, "chains", "FMA peak per ISA")
     lines += attention_section(results, context)
+    lines += plot_line(plots, "attention", "attention decode time / read roofline per shape and ISA")
 
     # Multi-core.
     mt = [r for r in results.values() if r.family == "mt_alibi_softmax"]
@@ -577,11 +1022,14 @@ def report(path, context, results, skipped, png_name=None):
                              fmt(ratio(one.time_ns, r.time_ns) if one else None, suffix="x")])
         lines.append(md_table(["shape", "ISA", "threads", "ms/call", "ns/elem", "GB/s", "speedup vs 1 thread"], rows))
         lines.append("")
+        lines += plot_line(plots, "multicore", "multi-core speedup against threads")
 
-    if png_name:
-        lines.append("## Plot")
+    other = [r for r in results.values() if family_of(r) == "other"]
+    if other:
+        lines.append("## Other benchmarks (no section of their own yet)")
         lines.append("")
-        lines.append(f"![ns per element against row length, decode shapes]({png_name})")
+        lines.append(md_table(["benchmark", "us/call", "GB/s"],
+                              [[r.name, fmt(r.time_ns / 1e3, 1), fmt(r.gbps, 1)] for r in other]))
         lines.append("")
 
     if skipped:
@@ -595,53 +1043,6 @@ def report(path, context, results, skipped, png_name=None):
             lines.append(f"- {msg}: {', '.join(kinds)} ({len(names)} benchmarks)")
         lines.append("")
     return "\n".join(lines)
-
-
-def plot(results, out_png, title):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    decode = {}
-    for r in results.values():
-        m = re.fullmatch(r"decode_h32_nq1_nk(\d+)", r.shape)
-        if m and r.family != "alibi_bias" and r.family != "mt_alibi_softmax":
-            decode.setdefault((r.family, r.variant), []).append((int(m.group(1)), r.ns_per_elem))
-    palette = ["tab:orange", "tab:red", "tab:purple", "tab:cyan", "tab:olive", "tab:pink"]
-    isa_color = {"scalar": "black"}
-    isa_color.update((i, palette[k % len(palette)]) for k, i in enumerate(i for i in ISAS if i != "scalar"))
-    styles = [(("alibi_softmax", i), f"posattn {i}", dict(color=isa_color[i], ls="-", marker="o", lw=2))
-              for i in ISAS]
-    styles += [(("roofline_memcpy", "rows"), "memcpy roofline (same bytes)",
-                dict(color="gray", ls=":", marker="s", lw=2))]
-    styles += [(("roofline_sleef_expf", i), f"SLEEF expf {i} roofline", dict(color=isa_color[i], ls=":", marker="^"))
-               for i in ISAS]
-    peer_color = {"peer_onednn": "tab:blue", "peer_xnnpack": "tab:green", "peer_naive": "tab:brown"}
-    styles += [((p[0], p[1]), p[2], dict(color=peer_color[p[0]], ls="-." if p[1] == "bias+softmax" else "--",
-                                         marker="x")) for p in PEERS]
-    if not decode:
-        return False
-    fig, ax = plt.subplots(figsize=(9.5, 5.5), dpi=110)
-    xs = set()
-    for key, label, style in styles:
-        pts = sorted(decode.get(key, []))
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=label, **style)
-            xs.update(p[0] for p in pts)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xticks(sorted(xs))
-    ax.set_xticklabels([str(x) for x in sorted(xs)])
-    ax.minorticks_off()
-    ax.set_xlabel("row length nk (decode: H=32, nq=1)")
-    ax.set_ylabel("ns per element (lower is better)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    fig.savefig(out_png)
-    plt.close(fig)
-    return True
 
 
 def set_isas(context, results):
@@ -668,14 +1069,18 @@ def main(argv=None):
     if not results:
         print(f"bench_report: no successful benchmark in {args.json}", file=sys.stderr)
         return 1
+    # bench_plots imports this module by name: run as a script, this module is __main__, whose ISAS set_isas
+    # filled, and a second import would start from an empty list.
+    sys.modules.setdefault("bench_report", sys.modules[__name__])
+    sys.dont_write_bytecode = True  # no __pycache__ in scripts/
     try:
-        png_ok = plot(results, png_path, f"posattn decode softmax, {context.get('host_name', '?')}: "
-                                f"{context.get('cpu_model', '?')}")
+        import bench_plots
+        plots = bench_plots.plot_all(results, context, png_path)
     except ImportError as e:
-        print(f"bench_report: no plot ({e}); install python3-matplotlib", file=sys.stderr)
-        png_ok = False
-    text = report(args.json, context, results, skipped,
-                  os.path.relpath(png_path, os.path.dirname(md_path) or ".") if png_ok else None)
+        print(f"bench_report: no plots ({e}); install python3-matplotlib", file=sys.stderr)
+        plots = {}
+    md_dir = os.path.dirname(md_path) or "."
+    text = report(args.json, context, results, skipped, {k: os.path.relpath(v, md_dir) for k, v in plots.items()})
     with open(md_path, "w") as f:
         f.write(text + "\n")
     for isa, s, target, ok in issue_a(results):
@@ -684,7 +1089,15 @@ def main(argv=None):
     for measure, vals, target, v in attn_targets(results) if any(r.family == "attention" for r in results.values()) \
             else []:
         print(f"attention: {measure} (target {target}): {v}")
-    print(f"report: {md_path}" + (f"\nplot:   {png_path}" if png_ok else ""))
+    for measure, v, target, verdict in nd_targets(results) + rope_targets(results) + liere_targets(results):
+        if v is None:
+            continue  # not in this run (--filter)
+        print(f"target: {measure} = {fmt(v)} (target {target}): {verdict}")
+    compared, slow, _ = dispatch_check(context, results)
+    print(f"dispatch: {len(slow)} of {compared} kernel/shape pairs where the dispatched ISA is more than "
+          f"{DISPATCH_TOLERANCE:.0%} slower than another ISA" + "".join(
+              f"\n  {f}/{d}/{s}: {x:.2f}x {b}" for f, s, d, _, b, _, x in slow))
+    print(f"report: {md_path}" + "".join(f"\nplot:   {p}" for p in plots.values()))
     return 0
 
 

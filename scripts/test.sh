@@ -8,3 +8,4 @@ scripts/install-deps.sh
 ninja -C build
 meson test -C build --print-errorlogs
 scripts/check-registry.sh build
+python3 scripts/test_bench_report.py  # the benchmark report and compare command on a hand-written JSON (stdlib only)
