@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rope_kernels.h"
 #include "support.h"
 
 /* The header's bounds, in units of u |f| r. */
@@ -534,6 +535,29 @@ START_TEST(test_large_angles) {
 }
 END_TEST
 
+/* Calls that rotate at least POSATTN_ROPE_PREFETCH_MIN_BYTES take the SIMD drivers' prefetching path (the heads
+ * ahead of this block, of the next block of pairs and of the next token): results as for any call. 260 rotated
+ * dimensions are two blocks of pairs; 20 heads of them put the prefetch distance inside the token; a sub-range of
+ * tokens ends before the last one. */
+START_TEST(test_prefetching_calls) {
+    for (int layout = 0; layout < 2; ++layout) {
+        rope_case c = base_case(6000 + (uint64_t)layout);
+        c.n_heads = 20, c.rot_dims = 260, c.rot_offset = 2, c.head_dim = 264;
+        c.head_pad = 3, c.tok_pad = 5;
+        c.n_tok = 820, c.tok_begin = 3, c.tok_end = 815;
+        c.layout = (posattn_rope_layout)layout;
+        c.table_1d = layout == POSATTN_ROPE_HALF_SPLIT;
+        c.per_head = layout == POSATTN_ROPE_INTERLEAVED;
+        c.n_axes = 1 + layout;
+        c.backward = layout;
+        c.pos_lo = 0.0, c.pos_hi = 4096.0;
+        ck_assert_int_ge((c.tok_end - c.tok_begin) * c.n_heads * c.rot_dims * (int64_t)sizeof(float),
+                         POSATTN_ROPE_PREFETCH_MIN_BYTES);
+        run_rope_case(&c);
+    }
+}
+END_TEST
+
 /* With one shared table, identical per-head tables give bit-identical results (the shared path computes cos/sin
  * once per token and pair; the per-head path per head). */
 START_TEST(test_shared_equals_per_head) {
@@ -699,6 +723,7 @@ static Suite *rope_suite(void) {
     tcase_add_test(apply, test_large_angles);
     tcase_add_test(apply, test_shared_equals_per_head);
     tcase_add_test(apply, test_relative_position);
+    tcase_add_test(apply, test_prefetching_calls);
     suite_add_tcase(s, apply);
 
     TCase *errors = make_tcase("errors");
