@@ -120,21 +120,42 @@ static inline __attribute__((always_inline)) void rope_prefetch_head(const float
  * stream at the in-place loop's speed (1.8-1.9 ms). 16 KiB measured best of 2, 4, 8, 16 KiB (2.4, 2.2, 1.9, 1.8 ms). */
 enum { ROPE_PREFETCH_BYTES = 16384 };
 
+/* Head h of block k0 (nb pairs): cos and sin into c, s when its table is its own (or h is 0), then its rotation. */
+static inline __attribute__((always_inline)) void rope_head(const posattn_rope_token *t, int64_t k0, int64_t nb,
+                                                            int64_t h, int shared, float *c, float *s) {
+    if (h == 0 || !shared) rope_cos_sin_block(t, t->freqs + h * t->freq_head_stride, k0, nb, c, s);
+    float *x = t->x + h * t->head_stride;
+    if (!t->half_split) {
+        rope_rotate_interleaved(x + 2 * k0, 2 * nb, c, s);
+        return;
+    }
+#ifdef ROPE_ROTATE_HALF_SPLIT_PER_HEAD
+    if (!shared) {
+        rope_rotate_half_split_per_head(x + k0, x + t->n_pairs + k0, nb, c, s);
+        return;
+    }
+#endif
+    rope_rotate_half_split(x + k0, x + t->n_pairs + k0, nb, c, s);
+}
+
 void ROPE_FN(posattn_rope_token_f32_)(const posattn_rope_token *t) {
     _Alignas(ROPE_ALIGN) float c[2 * POSATTN_ROPE_BLOCK_PAIRS];
     _Alignas(ROPE_ALIGN) float s[2 * POSATTN_ROPE_BLOCK_PAIRS];
     const int shared = t->freq_head_stride == 0;
     for (int64_t k0 = 0; k0 < t->n_pairs; k0 += POSATTN_ROPE_BLOCK_PAIRS) {
         const int64_t left = t->n_pairs - k0, nb = left < POSATTN_ROPE_BLOCK_PAIRS ? left : POSATTN_ROPE_BLOCK_PAIRS;
+        /* Per-head tables (cos and sin for every head) are bound by the sincos, not by memory: there the prefetches
+         * cost 3% (mixed shape, Zen 5). A loop of its own without them costs nothing in the calls that do not. */
+        if (!t->prefetch || !shared) {
+            for (int64_t h = 0; h < t->n_heads; ++h) rope_head(t, k0, nb, h, shared, c, s);
+            continue;
+        }
         const int64_t head_bytes = 2 * nb * (int64_t)sizeof(float), want = ROPE_PREFETCH_BYTES / head_bytes + 1;
-        /* Without prefetch: ahead = n_heads and no `later`, so no head qualifies. Per-head tables (cos and sin for
-         * every head) are bound by the sincos, not by memory: there the prefetches cost 3% (mixed shape, Zen 5). */
-        const int use_prefetch = t->prefetch && shared;
-        const int64_t ahead = use_prefetch && want < t->n_heads ? want : t->n_heads;
+        const int64_t ahead = want < t->n_heads ? want : t->n_heads;
         /* The heads `ahead` further on in the loops' order: of this block, then of the next block or token. */
         const rope_block_span here = rope_block_at(t, k0);
         const int last_block = k0 + POSATTN_ROPE_BLOCK_PAIRS >= t->n_pairs;
-        const float *later = !use_prefetch ? NULL : last_block ? t->next_x : t->x;
+        const float *later = last_block ? t->next_x : t->x;
         const rope_block_span there = rope_block_at(t, last_block ? 0 : k0 + POSATTN_ROPE_BLOCK_PAIRS);
         for (int64_t h = 0; h < t->n_heads; ++h) {
             if (h + ahead < t->n_heads) {
@@ -142,19 +163,7 @@ void ROPE_FN(posattn_rope_token_f32_)(const posattn_rope_token *t) {
             } else if (later) {
                 rope_prefetch_head(later + (h + ahead - t->n_heads) * t->head_stride, there);
             }
-            if (h == 0 || !shared) rope_cos_sin_block(t, t->freqs + h * t->freq_head_stride, k0, nb, c, s);
-            float *x = t->x + h * t->head_stride;
-            if (t->half_split) {
-#ifdef ROPE_ROTATE_HALF_SPLIT_PER_HEAD
-                if (!shared) {
-                    rope_rotate_half_split_per_head(x + k0, x + t->n_pairs + k0, nb, c, s);
-                    continue;
-                }
-#endif
-                rope_rotate_half_split(x + k0, x + t->n_pairs + k0, nb, c, s);
-            } else {
-                rope_rotate_interleaved(x + 2 * k0, 2 * nb, c, s);
-            }
+            rope_head(t, k0, nb, h, 1, c, s);
         }
     }
 }

@@ -101,7 +101,7 @@ POSATTN_ALWAYS_INLINE void rotate_half_vec8(float *a, float *b, const float *c, 
  * 64-byte line (head_dim 80) every 512-bit access to one of them split a line (25% slower there). The 16-lane
  * sincos is where AVX-512 gains; the rotation is loads and stores. Same results either way (same operations per
  * lane). The interleaved layout keeps 512-bit vectors: 10-20% faster than 256-bit ones in cache, even in memory. */
-static void rope_rotate_half_split(float *a, float *b, int64_t nb, const float *c, const float *s) {
+POSATTN_ALWAYS_INLINE void rope_rotate_half_split(float *a, float *b, int64_t nb, const float *c, const float *s) {
     int64_t j = 0;
     for (; j + 8 <= nb; j += 8) rotate_half_vec8(a + j, b + j, c + j, s + j, (__mmask8)0xff);
     if (j < nb) rotate_half_vec8(a + j, b + j, c + j, s + j, (__mmask8)((1u << (nb - j)) - 1u));
