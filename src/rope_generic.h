@@ -62,9 +62,10 @@ static inline __attribute__((always_inline)) vf rope_angles(const posattn_rope_t
     return theta;
 }
 
-/* cos and sin of block pairs [k0, k0 + nb) of table F, factor and direction applied, in the rotation's layout. */
-static void rope_cos_sin_block(const posattn_rope_token *t, const float *F, int64_t k0, int64_t nb, float *c,
-                               float *s) {
+/* cos and sin of block pairs [k0, k0 + nb) of table F, factor and direction applied, in the rotation's layout.
+ * Inlined into both head loops: an out-of-line call per head cost 3% on the vision mixed shape. */
+static inline __attribute__((always_inline)) void rope_cos_sin_block(const posattn_rope_token *t, const float *F,
+                                                                     int64_t k0, int64_t nb, float *c, float *s) {
     const int scaled = t->pair_factors != NULL || t->attn_factor != 1.0f;
     for (int64_t j = 0; j < nb; j += ROPE_W) {
         const int64_t k = k0 + j;
