@@ -160,9 +160,12 @@ posattn_status posattn_rope_apply(int64_t n_tok, int64_t n_heads, int64_t head_d
         .attn_factor = o->attn_factor != 0.0f ? o->attn_factor : 1.0f,
         .pair_factors = o->pair_factors,
     };
+    /* n_heads * n_pairs * 8 and the token count fit: x's span was computed without overflow. */
+    token.prefetch = (tok_end - tok_begin) * n_heads * n_pairs * 8 >= POSATTN_ROPE_PREFETCH_MIN_BYTES;
     posattn_rope_token_kernel *const kernel = posattn_dispatch_rope_token();
     for (int64_t t = tok_begin; t < tok_end; ++t) {
         token.x = x + t * tok_stride + rot_offset;
+        token.next_x = token.prefetch && t + 1 < tok_end ? token.x + tok_stride : NULL;
         token.pos = pos + t * pos_stride;
         kernel(&token);
     }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rope_kernels.h"
 #include "support.h"
 
 /* The header's bounds, in units of u |f| r. */
@@ -534,23 +535,46 @@ START_TEST(test_large_angles) {
 }
 END_TEST
 
+/* Calls that rotate at least POSATTN_ROPE_PREFETCH_MIN_BYTES with a shared table take the SIMD drivers' prefetching
+ * path (the heads ahead in this block, in the next block of pairs, in the next token): results as for any call.
+ * 260 rotated dimensions are two blocks of pairs; 20 heads of them put the prefetch distance (17 heads) inside the
+ * token; a sub-range of tokens ends before the last one. */
+START_TEST(test_prefetching_calls) {
+    for (int layout = 0; layout < 2; ++layout) {
+        rope_case c = base_case(6000 + (uint64_t)layout);
+        c.n_heads = 20, c.rot_dims = 260, c.rot_offset = 2, c.head_dim = 264;
+        c.head_pad = 3, c.tok_pad = 5;
+        c.n_tok = 820, c.tok_begin = 3, c.tok_end = 815;
+        c.layout = (posattn_rope_layout)layout;
+        c.table_1d = layout == POSATTN_ROPE_HALF_SPLIT; /* else a random dense table, shared too */
+        c.n_axes = 1 + layout;
+        c.backward = layout;
+        c.pos_lo = 0.0, c.pos_hi = 4096.0;
+        ck_assert_int_ge((c.tok_end - c.tok_begin) * c.n_heads * c.rot_dims * (int64_t)sizeof(float),
+                         POSATTN_ROPE_PREFETCH_MIN_BYTES);
+        run_rope_case(&c);
+    }
+}
+END_TEST
+
 /* With one shared table, identical per-head tables give bit-identical results (the shared path computes cos/sin
  * once per token and pair; the per-head path per head). */
-START_TEST(test_shared_equals_per_head) {
-    enum { TOK = 3, HEADS = 4, D = 70, PAIRS = 35 };
-    rng g = rng_seeded(test_case_seed(4000));
-    float pos[TOK * 2], shared[2 * PAIRS], per_head[HEADS * 2 * PAIRS];
-    float x0[TOK * HEADS * D], x1[TOK * HEADS * D];
+static void check_shared_equals_per_head(int D, uint64_t seed) {
+    enum { TOK = 3, HEADS = 4, MAX_D = 160 };
+    const int PAIRS = D / 2;
+    rng g = rng_seeded(test_case_seed(seed));
+    float pos[TOK * 2], shared[MAX_D], per_head[HEADS * MAX_D];
+    float x0[TOK * HEADS * MAX_D], x1[TOK * HEADS * MAX_D], a[TOK * HEADS * MAX_D];
     for (int i = 0; i < TOK * 2; ++i) pos[i] = rng_float(&g, 0.0, 3000.0);
     for (int i = 0; i < 2 * PAIRS; ++i) shared[i] = rng_float(&g, 0.0, 1.0);
-    for (int h = 0; h < HEADS; ++h) memcpy(per_head + h * 2 * PAIRS, shared, sizeof shared);
+    for (int h = 0; h < HEADS; ++h) memcpy(per_head + h * 2 * PAIRS, shared, (size_t)(2 * PAIRS) * sizeof(float));
     for (int i = 0; i < TOK * HEADS * D; ++i) x0[i] = rng_float(&g, -2.0, 2.0);
+    const size_t bytes = (size_t)(TOK * HEADS * D) * sizeof(float);
     FOR_EACH_ISA(isa) {
         if (!enter_isa(isa)) continue;
         for (int layout = 0; layout < 2; ++layout) {
-            float a[TOK * HEADS * D];
-            memcpy(a, x0, sizeof a);
-            memcpy(x1, x0, sizeof x1);
+            memcpy(a, x0, bytes);
+            memcpy(x1, x0, bytes);
             ck_assert_int_eq(posattn_rope_apply(TOK, HEADS, D, a, 0, 0, 0, D, (posattn_rope_layout)layout, 2, pos, 0,
                                                 shared, 0, NULL, 0, TOK),
                              POSATTN_OK);
@@ -558,11 +582,19 @@ START_TEST(test_shared_equals_per_head) {
                                                 per_head, 2 * PAIRS, NULL, 0, TOK),
                              POSATTN_OK);
             for (int i = 0; i < TOK * HEADS * D; ++i) {
-                CHECK(same_bits(a[i], x1[i]), "isa %s layout %d: element %d differs (%.9g vs %.9g)",
-                      posattn_isa_name(isa), layout, i, (double)a[i], (double)x1[i]);
+                CHECK(same_bits(a[i], x1[i]), "isa %s D %d layout %d: element %d differs (%.9g vs %.9g)",
+                      posattn_isa_name(isa), D, layout, i, (double)a[i], (double)x1[i]);
             }
         }
     }
+}
+
+/* D 128 and 160: half-split halves at the same offset in a 64-byte line, where AVX-512 rotates per-head tables in
+ * 512-bit vectors and shared ones in 256-bit halves; D 70: halves at different offsets. */
+START_TEST(test_shared_equals_per_head) {
+    check_shared_equals_per_head(70, 4000);
+    check_shared_equals_per_head(128, 4001);
+    check_shared_equals_per_head(160, 4002);
 }
 END_TEST
 
@@ -699,6 +731,7 @@ static Suite *rope_suite(void) {
     tcase_add_test(apply, test_large_angles);
     tcase_add_test(apply, test_shared_equals_per_head);
     tcase_add_test(apply, test_relative_position);
+    tcase_add_test(apply, test_prefetching_calls);
     suite_add_tcase(s, apply);
 
     TCase *errors = make_tcase("errors");

@@ -2,11 +2,12 @@
  * AVX-512 rotary embeddings (SPEC 4): one token per call, every head of it. The driver (blocks, angles, factors,
  * heads, shared tables) is src/rope_generic.h; this file gives it 16-lane vectors and the AVX-512 rotations.
  *
- * ISA: AVX-512 F (arithmetic, masked loads and stores, permutes), VL for the 256-bit half-split path; SLEEF's
+ * ISA: AVX-512 F (arithmetic, masked loads and stores, permutes), VL for the 256-bit half-split rotation; SLEEF's
  * Sleef_sincosf16_u10avx512f. The caller has checked the CPU.
  *
- * Tails: pair counts that are not a multiple of 16 end with one masked vector (_mm512_maskz_loadu_ps /
- * _mm512_mask_storeu_ps), so no byte outside the rotated dimensions of a head is read or written; the dimensions
+ * Tails: pair counts that are not a multiple of 16 (8 in the half-split rotation) end with one masked vector
+ * (_mm512_maskz_loadu_ps / _mm512_mask_storeu_ps, or their 256-bit VL forms), so no byte outside the rotated
+ * dimensions of a head is read or written; the dimensions
  * outside [rot_offset, rot_offset + D_rot) are never touched.
  *
  * Angles: products and sums in float32 in axis order with separate multiplies and adds (no FMA), bit-identical to
@@ -86,16 +87,7 @@ static void rope_rotate_interleaved(float *x, int64_t n, const float *c, const f
     }
 }
 
-POSATTN_ALWAYS_INLINE void rotate_half_vec(float *a, float *b, const float *c, const float *s, __mmask16 m) {
-    __m512 a_f32x16 = _mm512_maskz_loadu_ps(m, a), b_f32x16 = _mm512_maskz_loadu_ps(m, b);
-    __m512 c_f32x16 = _mm512_load_ps(c), s_f32x16 = _mm512_load_ps(s);
-    __m512 a_out_f32x16 = _mm512_fmsub_ps(a_f32x16, c_f32x16, _mm512_mul_ps(b_f32x16, s_f32x16));
-    __m512 b_out_f32x16 = _mm512_fmadd_ps(b_f32x16, c_f32x16, _mm512_mul_ps(a_f32x16, s_f32x16));
-    _mm512_mask_storeu_ps(a, m, a_out_f32x16);
-    _mm512_mask_storeu_ps(b, m, b_out_f32x16);
-}
-
-/* The same in 256-bit halves (AVX-512 VL masks), for heads whose halves sit at different offsets in a cache line. */
+/* Eight pairs (a[j], b[j]) in 256-bit registers (AVX-512 VL masks for the tail). */
 POSATTN_ALWAYS_INLINE void rotate_half_vec8(float *a, float *b, const float *c, const float *s, __mmask8 m) {
     __m256 a_f32x8 = _mm256_maskz_loadu_ps(m, a), b_f32x8 = _mm256_maskz_loadu_ps(m, b);
     __m256 c_f32x8 = _mm256_load_ps(c), s_f32x8 = _mm256_load_ps(s);
@@ -103,18 +95,37 @@ POSATTN_ALWAYS_INLINE void rotate_half_vec8(float *a, float *b, const float *c, 
     _mm256_mask_storeu_ps(b, m, _mm256_fmadd_ps(b_f32x8, c_f32x8, _mm256_mul_ps(a_f32x8, s_f32x8)));
 }
 
-/* When a and b differ in their offset within a 64-byte line (D_rot/2 not a multiple of 16, e.g. head_dim 80),
- * 512-bit accesses to one of them would all split cache lines while 256-bit ones split none or half as many, so
- * that case runs in 256-bit halves (measured: 25% faster on the 80-dim vision shape). Same results either way. */
-static void rope_rotate_half_split(float *a, float *b, int64_t nb, const float *c, const float *s) {
+/* Half-split heads rotate in 256-bit halves whatever their alignment: measured on AMD Zen 5 (EPYC), 512-bit
+ * accesses were slower in every case, 13-20% with the rows in cache (q of 256-768 tokens x 32 heads x 128 dims)
+ * and 20% streaming 64 MiB from memory even with the driver's prefetch; with halves at different offsets in a
+ * 64-byte line (head_dim 80) every 512-bit access to one of them split a line (25% slower there). The 16-lane
+ * sincos is where AVX-512 gains; the rotation is loads and stores. Same results either way (same operations per
+ * lane). The interleaved layout keeps 512-bit vectors: 10-20% faster than 256-bit ones in cache, even in memory. */
+POSATTN_ALWAYS_INLINE void rope_rotate_half_split(float *a, float *b, int64_t nb, const float *c, const float *s) {
     int64_t j = 0;
-    if ((((uintptr_t)a ^ (uintptr_t)b) & 63u) == 0) {
-        for (; j + 16 <= nb; j += 16) rotate_half_vec(a + j, b + j, c + j, s + j, (__mmask16)0xffff);
-        if (j < nb) rotate_half_vec(a + j, b + j, c + j, s + j, rope_tail(nb - j));
-    } else {
-        for (; j + 8 <= nb; j += 8) rotate_half_vec8(a + j, b + j, c + j, s + j, (__mmask8)0xff);
-        if (j < nb) rotate_half_vec8(a + j, b + j, c + j, s + j, (__mmask8)((1u << (nb - j)) - 1u));
+    for (; j + 8 <= nb; j += 8) rotate_half_vec8(a + j, b + j, c + j, s + j, (__mmask8)0xff);
+    if (j < nb) rotate_half_vec8(a + j, b + j, c + j, s + j, (__mmask8)((1u << (nb - j)) - 1u));
+}
+
+POSATTN_ALWAYS_INLINE void rotate_half_vec16(float *a, float *b, const float *c, const float *s, __mmask16 m) {
+    __m512 a_f32x16 = _mm512_maskz_loadu_ps(m, a), b_f32x16 = _mm512_maskz_loadu_ps(m, b);
+    __m512 c_f32x16 = _mm512_load_ps(c), s_f32x16 = _mm512_load_ps(s);
+    _mm512_mask_storeu_ps(a, m, _mm512_fmsub_ps(a_f32x16, c_f32x16, _mm512_mul_ps(b_f32x16, s_f32x16)));
+    _mm512_mask_storeu_ps(b, m, _mm512_fmadd_ps(b_f32x16, c_f32x16, _mm512_mul_ps(a_f32x16, s_f32x16)));
+}
+
+/* With a table per head, cos and sin are computed again for every head and the kernel is bound by them, not by
+ * memory: there the 512-bit rotation's fewer instructions win (3-4% on the mixed 4096 x 32 x 128 shape, Zen 5),
+ * for halves at the same offset in a line (other halves would split lines, see above). */
+#define ROPE_ROTATE_HALF_SPLIT_PER_HEAD
+static void rope_rotate_half_split_per_head(float *a, float *b, int64_t nb, const float *c, const float *s) {
+    if ((((uintptr_t)a ^ (uintptr_t)b) & 63u) != 0) {
+        rope_rotate_half_split(a, b, nb, c, s);
+        return;
     }
+    int64_t j = 0;
+    for (; j + 16 <= nb; j += 16) rotate_half_vec16(a + j, b + j, c + j, s + j, (__mmask16)0xffff);
+    if (j < nb) rotate_half_vec16(a + j, b + j, c + j, s + j, rope_tail(nb - j));
 }
 
 #include "../rope_generic.h"
