@@ -25,11 +25,14 @@
  *                                          f16 K and V are converted to f32 head-major copies beforehand, untimed,
  *                                          so the peer reads twice the bytes posattn reads. Decode nk = 32768 (MHA
  *                                          and GQA) and prefill, f16 shapes.
- *   far_field/<isa>/decode_h32_kv32_d128_f16_nk<nk>_tok/<skip:on|skip:off|summary_update:1token>   far-field
- *                                          skipping (issue 15): unit-variance q, k and v (uniform, f16-exact), the
- *                                          same call with posattn_attention_far_field (summaries made untimed) and
- *                                          with posattn_attention; the fraction of K/V bytes read goes to stderr;
- *                                          summary_update: posattn_kv_summary_update for one appended token.
+ *   far_field/<isa>/decode_h32_kv32_d128_f16_nk<nk>_tok[_varied]/<skip:on|skip:off|summary_update:1token>
+ *                                          far-field skipping (issue 15): unit-variance q, k and v (uniform,
+ *                                          f16-exact), the same call with posattn_attention_far_field (summaries made
+ *                                          untimed) and with posattn_attention; the counter kv_read_fraction is the
+ *                                          fraction of the K/V bytes the skipping call read; summary_update:
+ *                                          posattn_kv_summary_update for one appended token. nk 4096 to 131072 on
+ *                                          every SIMD ISA, 262144 and 524288 on the most capable one; _varied: keys
+ *                                          of varied norms with outlier channels (attn_varied_key), nk 32768, 131072.
  * The FMA peak the prefill is compared with is roofline_fma/<isa>/chains (bench/liere.c), in the same run.
  * Counters: elements = the valid logits of a call (H * nq * nk for decode, H * n(n+1)/2 for causal prefill; the
  * report counts 4 * 128 flops per valid logit for the prefill's fraction of the FMA peak); bytes = the K + V bytes
@@ -86,6 +89,7 @@ typedef struct attn_impl {
     int threads;
     int skip; /* ATTN_FAR: 1 posattn_attention_far_field, 0 posattn_attention on the same unit-variance data; 2 one
                * appended token's posattn_kv_summary_update (the engine's cost per token) */
+    int varied; /* ATTN_FAR: keys whose norms vary across tokens, with outlier channels (attn_varied_key) */
 } attn_impl;
 
 enum { ATTN_MAX_CASES = 512 };
@@ -115,9 +119,9 @@ static void shape_name(const attn_impl *im, int with_layout, char *buf, size_t s
         snprintf(buf, size, "prefill_h%lld_d%d_%s_n%lld_causal", (long long)im->heads, ATTN_DIM,
                  kv_type_name(im->type), (long long)im->nk);
     } else {
-        snprintf(buf, size, "decode_h%lld_kv%lld_d%d_%s_nk%lld%s", (long long)im->heads, (long long)im->kv_heads,
+        snprintf(buf, size, "decode_h%lld_kv%lld_d%d_%s_nk%lld%s%s", (long long)im->heads, (long long)im->kv_heads,
                  ATTN_DIM, kv_type_name(im->type), (long long)im->nk,
-                 with_layout ? (im->head_major ? "_head" : "_tok") : "");
+                 with_layout ? (im->head_major ? "_head" : "_tok") : "", im->varied ? "_varied" : "");
     }
 }
 
@@ -217,20 +221,31 @@ static void build_attn_cases(void) {
 }
 
 /* Far-field skipping (issue 15): decode H = Hkv = 32, f16, token-major, unit-variance q and k, with and without
- * skipping, on each SIMD ISA. */
+ * skipping, on each SIMD ISA; longer contexts (the report's time-against-nk plot) and keys of varied norms on the most
+ * capable ISA only, the one the dispatcher picks (a 512k-key cache is 8 GiB of K and V). */
+static void add_far_case(posattn_isa isa, int64_t nk, int skip, int varied) {
+    attn_impl im = {0};
+    im.kind = ATTN_FAR, im.isa = isa, im.skip = skip, im.varied = varied;
+    im.heads = im.kv_heads = 32, im.nq = 1, im.nk = nk, im.type = POSATTN_KV_F16;
+    add_attn_case(im, "far_field", posattn_isa_name(im.isa));
+}
+
 static void build_far_cases(void) {
     int simd[POSATTN_ISA_COUNT];
     const int n_simd = pab_simd_isas(simd);
-    const int64_t nks[] = {4096, 32768, 131072};
+    const int64_t nks[] = {4096, 32768, 131072}, long_nks[] = {262144, 524288}, varied_nks[] = {32768, 131072};
     for (size_t a = 0; a < sizeof nks / sizeof nks[0]; ++a) {
         for (int m = 0; m < n_simd; ++m) {
-            for (int skip = 0; skip < (m == 0 ? 3 : 2); ++skip) {
-                attn_impl im = {0};
-                im.kind = ATTN_FAR, im.isa = (posattn_isa)simd[m], im.skip = skip;
-                im.heads = im.kv_heads = 32, im.nq = 1, im.nk = nks[a], im.type = POSATTN_KV_F16;
-                add_attn_case(im, "far_field", posattn_isa_name(im.isa));
-            }
+            for (int skip = 0; skip < (m == 0 ? 3 : 2); ++skip) add_far_case((posattn_isa)simd[m], nks[a], skip, 0);
         }
+    }
+    if (!n_simd) return;
+    const posattn_isa best = (posattn_isa)simd[n_simd - 1];
+    for (size_t a = 0; a < sizeof long_nks / sizeof long_nks[0]; ++a) {
+        for (int skip = 0; skip < 2; ++skip) add_far_case(best, long_nks[a], skip, 0);
+    }
+    for (size_t a = 0; a < sizeof varied_nks / sizeof varied_nks[0]; ++a) {
+        for (int skip = 0; skip < 2; ++skip) add_far_case(best, varied_nks[a], skip, 1);
     }
 }
 
@@ -248,10 +263,16 @@ static const pab_case *attn_at(size_t i) {
 /* K and V: one buffer pair at a time, kept while consecutive cases use it                                        */
 /* ------------------------------------------------------------------------------------------------------------ */
 
+typedef enum attn_distribution {
+    ATTN_SMALL_VALUES, /* attn_value: the attention cases */
+    ATTN_UNIT_VARIANCE, /* attn_unit_value: the far-field cases */
+    ATTN_VARIED_KEYS    /* attn_varied_key for K, unit variance for V: the far-field cases with real-looking keys */
+} attn_distribution;
+
 typedef struct attn_data {
     int64_t kv_heads, nk;
     posattn_kv_type type;
-    int unit_variance; /* the far-field cases' data */
+    attn_distribution distribution;
     size_t elems; /* of K, and of V: nk * Hkv * 128 */
     void *k, *v;
 } attn_data;
@@ -309,38 +330,67 @@ static float half_value(uint16_t h) {
     return f;
 }
 
-/* Unit variance: uniform on [-sqrt 3, sqrt 3), rounded to 11 significant bits (and 0 below 2^-14), so that it is
- * exact in f16 as attn_value is. */
-static float attn_unit_value(uint64_t bits) {
-    const float x = 1.7320508f * ((float)(bits >> 40) / (float)(1u << 23) - 1.0f);
+/* The nearest float with at most 11 significant bits, 0 below 2^-14 and at most 65504 in magnitude: exact in f16,
+ * so the f16 buffers and the float64 check see the same numbers. */
+static float f16_exact(float x) {
     if (fabsf(x) < 0x1p-14f) return 0.0f;
+    if (fabsf(x) > 65504.0f) return copysignf(65504.0f, x);
     int e;
     const float m = frexpf(x, &e);
     return ldexpf(nearbyintf(m * 2048.0f) / 2048.0f, e);
 }
 
-static void fill_kv(void *buf, size_t n, posattn_kv_type type, int unit_variance) {
-    float (*value)(uint64_t) = unit_variance ? attn_unit_value : attn_value;
+/* Unit variance: uniform on [-sqrt 3, sqrt 3), exact in f16 as attn_value is. */
+static float attn_unit_value(uint64_t bits) {
+    return f16_exact(1.7320508f * ((float)(bits >> 40) / (float)(1u << 23) - 1.0f));
+}
+
+/* Keys shaped like a trained model's rather than i.i.d.: the norm of each (token, head) key varies over a factor of
+ * 4 (2^u, u uniform on [-1, 1]) and two channels per head carry a large offset of fixed sign (+-4), the outlier
+ * channels seen in LLM keys. Both widen the gap between the norm bound and the logits a block really has. */
+static float attn_varied_key(size_t index, float token_scale) {
+    const size_t channel = index % ATTN_DIM;
+    const float offset = channel == 3 ? 4.0f : channel == 77 ? -4.0f : 0.0f;
+    return f16_exact(offset + token_scale * attn_unit_value(attn_rng()));
+}
+
+static void store_kv(void *buf, posattn_kv_type type, size_t i, float value) {
     if (type == POSATTN_KV_F32) {
-        float *f = buf;
-        for (size_t i = 0; i < n; ++i) f[i] = value(attn_rng());
+        ((float *)buf)[i] = value;
     } else {
-        uint16_t *h = buf;
-        for (size_t i = 0; i < n; ++i) h[i] = half_bits(value(attn_rng()));
+        ((uint16_t *)buf)[i] = half_bits(value);
     }
+}
+
+static void fill_kv(void *buf, size_t n, posattn_kv_type type, attn_distribution distribution) {
+    float (*value)(uint64_t) = distribution == ATTN_SMALL_VALUES ? attn_value : attn_unit_value;
+    if (distribution != ATTN_VARIED_KEYS) {
+        for (size_t i = 0; i < n; ++i) store_kv(buf, type, i, value(attn_rng()));
+        return;
+    }
+    float token_scale = 1.0f;
+    for (size_t i = 0; i < n; ++i) {
+        if (i % ATTN_DIM == 0) token_scale = exp2f((float)(attn_rng() >> 40) / (float)(1u << 23) - 1.0f);
+        store_kv(buf, type, i, attn_varied_key(i, token_scale));
+    }
+}
+
+static attn_distribution distribution_of(const attn_impl *im) {
+    if (im->kind != ATTN_FAR) return ATTN_SMALL_VALUES;
+    return im->varied ? ATTN_VARIED_KEYS : ATTN_UNIT_VARIANCE;
 }
 
 static attn_data *attn_data_get(const attn_impl *im) {
     attn_data *d = attn_cached;
-    const int unit_variance = im->kind == ATTN_FAR;
+    const attn_distribution distribution = distribution_of(im);
     if (d && d->kv_heads == im->kv_heads && d->nk == im->nk && d->type == im->type &&
-        d->unit_variance == unit_variance) {
+        d->distribution == distribution) {
         return d;
     }
     attn_release_all();
     d = calloc(1, sizeof *d);
     if (!d) return NULL;
-    d->kv_heads = im->kv_heads, d->nk = im->nk, d->type = im->type, d->unit_variance = unit_variance;
+    d->kv_heads = im->kv_heads, d->nk = im->nk, d->type = im->type, d->distribution = distribution;
     d->elems = (size_t)(im->nk * im->kv_heads * ATTN_DIM);
     d->k = attn_alloc(d->elems * kv_elem_size(im->type));
     d->v = attn_alloc(d->elems * kv_elem_size(im->type));
@@ -349,8 +399,8 @@ static attn_data *attn_data_get(const attn_impl *im) {
         return NULL;
     }
     attn_rng_state = 0x9e3779b97f4a7c15ull;
-    fill_kv(d->k, d->elems, d->type, unit_variance);
-    fill_kv(d->v, d->elems, d->type, unit_variance);
+    fill_kv(d->k, d->elems, d->type, distribution);
+    fill_kv(d->v, d->elems, d->type, distribution == ATTN_VARIED_KEYS ? ATTN_UNIT_VARIANCE : distribution);
     attn_cached = d;
     return d;
 }
@@ -716,8 +766,7 @@ static const char *attn_prepare(const pab_case *c, void **ctx) {
         posattn_status st = attn_run_once(x); /* warm-up, untimed */
         why = st != POSATTN_OK ? posattn_status_string(st) : check_output(x);
         if (!why && im->kind == ATTN_FAR && im->skip == 1) {
-            fprintf(stderr, "%s: read %.2f%% of the K/V bytes\n", c->name,
-                    100.0 * (double)x->far.keys_read / (double)(im->heads * im->nk));
+            attn_cases[c - attn_cases].read_fraction = (double)x->far.keys_read / (double)(im->heads * im->nk);
         }
     }
     if (why) {

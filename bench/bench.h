@@ -35,6 +35,8 @@ typedef struct pab_case {
     double bytes;    /* bytes the call must move at least (see the family's comment in cases.c) */
     int threads;     /* threads used by one call (the multi-core family: 1..N) */
     int wall_clock;  /* 1: timed in wall-clock time (the multi-core family); 0: CPU time of the calling thread */
+    double read_fraction; /* set by prepare where the call reads only part of its inputs (the far-field skip): the
+                           * fraction of the K/V bytes its warm-up call read; 0 elsewhere */
     const void *impl; /* private to cases.c */
 } pab_case;
 

@@ -29,6 +29,7 @@ void run_case(benchmark::State &state, const pab_family_ops *ops, const pab_case
     state.SetBytesProcessed(static_cast<int64_t>(static_cast<double>(state.iterations()) * c->bytes));
     state.counters["elems"] = c->elements;
     state.counters["threads_used"] = c->threads;
+    if (c->read_fraction > 0) state.counters["kv_read_fraction"] = c->read_fraction;
 }
 
 }  // namespace

@@ -47,6 +47,24 @@ def _bars(plt, path, title, categories, series, ylabel, hlines=(), log=False):
     return True
 
 
+def _finish_log_log(plt, fig, ax, path, title, xs, xlabel, ylabel):
+    """Log-log axes with the x ticks at the measured sizes (powers of two), the legend outside, then saves."""
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(sorted(xs))
+    ax.set_xticklabels([str(x) for x in sorted(xs)])
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
 def _softmax(plt, results, path, title):
     decode = {}
     for r in results.values():
@@ -71,20 +89,31 @@ def _softmax(plt, results, path, title):
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], label=label, **style)
             xs.update(p[0] for p in pts)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xticks(sorted(xs))
-    ax.set_xticklabels([str(x) for x in sorted(xs)])
-    ax.minorticks_off()
-    ax.set_xlabel("row length nk (decode: H=32, nq=1)")
-    ax.set_ylabel("ns per element (lower is better)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return True
+    return _finish_log_log(plt, fig, ax, path, title, xs, "row length nk (decode: H=32, nq=1)",
+                           "ns per element (lower is better)")
+
+
+def _far_field(plt, results, path, title):
+    """Time per call against nk, log-log, one line per (ISA, skipping on/off, key distribution)."""
+    lines = {}
+    for r in results.values():
+        m = br.FAR_NK.fullmatch(r.shape)
+        if r.family == "far_field" and m and r.mode in ("skip:on", "skip:off"):
+            key = (r.variant, r.mode, bool(m.group(2)))
+            lines.setdefault(key, []).append((int(m.group(1)), r.time_ns / 1e6))
+    if not lines:
+        return False
+    colors = _isa_colors()
+    fig, ax = plt.subplots(figsize=(9.5, 5.5), dpi=110)
+    xs = set()
+    for (isa, mode, varied), pts in sorted(lines.items()):
+        pts.sort()
+        xs.update(p[0] for p in pts)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colors.get(isa), marker="s" if varied else "o",
+                ls="-" if mode == "skip:on" else ":", lw=2,
+                label=f"{isa}, {mode.replace(':', ' ')}" + (", varied keys" if varied else ""))
+    return _finish_log_log(plt, fig, ax, path, title, xs, "keys in the cache nk (decode: H = Hkv = 32, D = 128, f16)",
+                           "ms per call (lower is better)")
 
 
 def _per_isa(results, families, shapes, value):
@@ -161,6 +190,9 @@ def plot_all(results, context, first_png):
                       lambda r: br.within_run_ratios(results, context, r).get("x read")),
              "x read roofline (lower is better)", hlines=[(1.0, "read speed")], log=True):
         written["attention"] = path("attention")
+
+    if _far_field(plt, results, path("far_field"), f"Far-field skipping: decode time against context, {cpu}"):
+        written["far_field"] = path("far_field")
 
     mt = [r for r in results.values() if r.family == "mt_alibi_softmax"]
     if mt:

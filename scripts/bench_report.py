@@ -57,9 +57,12 @@ class Result:
         self.name = "/".join(parts)
         self.family, self.variant, self.shape = (parts + ["", "", ""])[:3]
         self.threads = 1
+        self.mode = None  # far_field's skip:on | skip:off | summary_update:1token
         for p in parts[3:]:
             if p.startswith("threads:"):
                 self.threads = int(p.split(":")[1])
+            elif ":" in p:
+                self.mode = p
         self.error = b.get("error_message") if b.get("error_occurred") else None
         unit = TIME_UNIT_NS.get(b.get("time_unit", "ns"), 1.0)
         nan = float("nan")
@@ -71,6 +74,7 @@ class Result:
             h, nq, nk, _ = shape_info(self.shape)
             self.elems = h * nq * nk if h else float("nan")
         self.bytes_per_s = b.get("bytes_per_second", float("nan"))
+        self.read_fraction = b.get("kv_read_fraction")
 
     @property
     def disturbed(self):
@@ -513,6 +517,7 @@ FAMILIES = (("softmax", "Fused bias + softmax (1-D), its rooflines and peers", (
             ("liere", "LieRE", ("of FMA peak", "x memcpy")),
             ("chains", "FMA peak (chains)", ("flops/cycle",)),
             ("attention", "Fused attention", ("x read", "speedup vs 1 thread")),
+            ("far_field", "Far-field skipping", ("speedup vs skip off", "of K/V read", "of a decode step")),
             ("multicore", "Multi-core softmax", ("speedup vs 1 thread",)),
             ("other", "Other benchmarks", ()))
 
@@ -537,6 +542,8 @@ def family_of(r):
         return "attention"
     if f == "mt_alibi_softmax":
         return "multicore"
+    if f == "far_field":
+        return "far_field"
     return "other"
 
 
@@ -567,6 +574,8 @@ def within_run_ratios(results, context, r):
     elif fam == "attention" and r.family == "attention":
         read = attn_read_best(results, r.shape)
         out["x read"] = ratio(r.time_ns, read.time_ns) if read else None
+    elif fam == "far_field":
+        out.update(far_ratios(results, r))
     elif fam == "attention" and r.family == "mt_attention" or fam == "multicore":
         one = get(results, r.family, r.variant, r.shape, 1)
         out["speedup vs 1 thread"] = ratio(one.time_ns, r.time_ns) if one else None
@@ -776,6 +785,95 @@ def attention_section(results, context):
     for measure, vals, target, v in attn_targets(results):
         shown = ", ".join(f"{i} {fmt(x)}" for i, x in vals.items()) or "-"
         lines.append(f"- {measure} (target {target}): {shown}: **{v}**")
+    lines.append("")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Far-field skipping (bench/attention.c far_field/*, issue 15)
+# ---------------------------------------------------------------------------------------------------------------
+
+FAR_TARGETS = ((131072, "speedup", 20.0), (131072, "read", 0.03), (32768, "speedup", 8.0), (4096, "speedup", 2.0))
+FAR_UPDATE_TARGET = 0.05  # one token's summary update, as a fraction of one decode step (skip on)
+FAR_NK = re.compile(r".*_nk(\d+)_tok(_varied)?")
+
+
+def far_get(results, isa, shape, mode):
+    return results.get(f"far_field/{isa}/{shape}/{mode}")
+
+
+def far_ratios(results, r):
+    """Within-run ratios of one far_field row: speed-up and bytes read (skip:on), cost per decode step (update)."""
+    out = {}
+    if r.mode == "skip:on":
+        off = far_get(results, r.variant, r.shape, "skip:off")
+        out["speedup vs skip off"] = ratio(off.time_ns, r.time_ns) if off else None
+        out["of K/V read"] = r.read_fraction
+    elif r.mode == "summary_update:1token":
+        on = far_get(results, r.variant, r.shape, "skip:on")
+        out["of a decode step"] = ratio(r.time_ns, on.time_ns) if on else None
+    return out
+
+
+def far_targets(results):
+    """[(measure, value, target text, verdict)] of issue 15, on AVX-512 (the issue's ISA) in this run."""
+    out = []
+    for nk, what, target in FAR_TARGETS:
+        shape = f"decode_h32_kv32_d128_f16_nk{nk}_tok"
+        on = far_get(results, ATTN_TARGET_ISA, shape, "skip:on")
+        vals = far_ratios(results, on) if on else {}
+        v = vals.get("speedup vs skip off" if what == "speedup" else "of K/V read")
+        if what == "speedup":
+            out.append((f"nk={nk}: speed-up over skipping off", v, f">= {target:g}x",
+                        "NOT MEASURED" if v is None else "PASS" if v >= target else "FAIL"))
+        else:
+            out.append((f"nk={nk}: fraction of K/V bytes read", v, f"<= {target:.0%}",
+                        "NOT MEASURED" if v is None else "PASS" if v <= target else "FAIL"))
+    ups = [far_ratios(results, r).get("of a decode step") for r in results.values()
+           if r.family == "far_field" and r.mode == "summary_update:1token"]
+    ups = [u for u in ups if u is not None]
+    worst = max(ups) if ups else None
+    out.append(("summary update per appended token / decode step with skipping, worst shape", worst,
+                f"<= {FAR_UPDATE_TARGET:.0%}",
+                "NOT MEASURED" if worst is None else "PASS" if worst <= FAR_UPDATE_TARGET else "FAIL"))
+    return out
+
+
+def far_field_section(results):
+    rs = [r for r in results.values() if r.family == "far_field"]
+    if not rs:
+        return []
+    lines = ["## Far-field skipping (posattn_attention_far_field against posattn_attention)", ""]
+    lines.append("Decode, H = Hkv = 32, D = 128, f16 token-major K/V, slopes posattn_alibi_slopes(32, 8), scale "
+                 "1/sqrt(128), default positions, eps 2^-24; q, k, v with unit-variance entries (_varied: keys whose "
+                 "norms vary 4x across tokens, with two outlier channels per head). skip off: the same call without "
+                 "skipping (every key read). read: the fraction of the K/V bytes the skipping call read (counted by "
+                 "the kernel). update: posattn_kv_summary_update for one appended token, against one decode step "
+                 "with skipping.")
+    lines.append("")
+    groups = sorted({(r.variant, r.shape) for r in rs},
+                    key=lambda k: (ISAS.index(k[0]) if k[0] in ISAS else 99, bool(FAR_NK.fullmatch(k[1]) and
+                                                                                  FAR_NK.fullmatch(k[1]).group(2)),
+                                   int(FAR_NK.fullmatch(k[1]).group(1)) if FAR_NK.fullmatch(k[1]) else 0))
+    rows = []
+    for isa, shape in groups:
+        off, on = far_get(results, isa, shape, "skip:off"), far_get(results, isa, shape, "skip:on")
+        up = far_get(results, isa, shape, "summary_update:1token")
+        rat = far_ratios(results, on) if on else {}
+        rows.append([shape, isa, fmt(off.time_ns / 1e3 if off else None, 0), fmt(on.time_ns / 1e3 if on else None, 0),
+                     fmt(rat.get("speedup vs skip off"), 1, "x"),
+                     fmt(100 * rat["of K/V read"] if rat.get("of K/V read") is not None else None, 2, "%"),
+                     fmt(up.time_ns / 1e3 if up else None, 2),
+                     fmt(100 * far_ratios(results, up).get("of a decode step") if up and
+                         far_ratios(results, up).get("of a decode step") else None, 2, "%")])
+    lines.append(md_table(["shape", "ISA", "skip off us", "skip on us", "speed-up", "read", "update us",
+                           "update / step"], rows))
+    lines.append("")
+    lines.append("### Issue 15 targets (AVX-512, one run)")
+    lines.append("")
+    for measure, v, target, verdict in far_targets(results):
+        shown = "-" if v is None else (f"{v:.2%}" if "fraction" in measure or "update" in measure else f"{v:.1f}x")
+        lines.append(f"- {measure} (target {target}): {shown}: **{verdict}**")
     lines.append("")
     return lines
 
@@ -1008,6 +1106,8 @@ def report(path, context, results, skipped, plots=None):
     lines += plot_line(plots, "chains", "FMA peak per ISA")
     lines += attention_section(results, context)
     lines += plot_line(plots, "attention", "attention decode time / read roofline per shape and ISA")
+    lines += far_field_section(results)
+    lines += plot_line(plots, "far_field", "far-field decode time against nk, skipping on and off")
 
     # Multi-core.
     mt = [r for r in results.values() if r.family == "mt_alibi_softmax"]

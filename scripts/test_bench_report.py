@@ -34,7 +34,14 @@ BENCH = {
     "liere_rot/avx512/b64_shared": (1000.0, 100e6),  # 100 GFLOP/s: 0.50 of the peak
     "liere_apply/avx512/b64_perhead": (600.0, 10e6),
     "roofline_memcpy/liere_apply/b64_perhead": (500.0, 1e6),  # apply 1.2x memcpy
+    "far_field/avx512/decode_h32_kv32_d128_f16_nk131072_tok/skip:off": (200000.0, 4194304),
+    "far_field/avx512/decode_h32_kv32_d128_f16_nk131072_tok/skip:on": (8000.0, 4194304),  # 25x, read 2.5%: met
+    "far_field/avx512/decode_h32_kv32_d128_f16_nk32768_tok/skip:off": (40000.0, 1048576),
+    "far_field/avx512/decode_h32_kv32_d128_f16_nk32768_tok/skip:on": (8000.0, 1048576),  # 5x: missed
+    "far_field/avx512/decode_h32_kv32_d128_f16_nk32768_tok/summary_update:1token": (80.0, 1048576),  # 1% of a step
 }
+READ_FRACTION = {"far_field/avx512/decode_h32_kv32_d128_f16_nk131072_tok/skip:on": 0.025,
+                 "far_field/avx512/decode_h32_kv32_d128_f16_nk32768_tok/skip:on": 0.1}
 
 
 def write_json(path, host, scale_rope=1.0):
@@ -45,6 +52,8 @@ def write_json(path, host, scale_rope=1.0):
         benchmarks.append({"name": name, "run_name": name, "run_type": "iteration", "iterations": 10,
                            "real_time": us, "cpu_time": us, "time_unit": "us", "elems": elems,
                            "bytes_per_second": 1e9})
+        if name in READ_FRACTION:
+            benchmarks[-1]["kv_read_fraction"] = READ_FRACTION[name]
     benchmarks.append({"name": "rope/avx2/vision_t1024_h16_d80", "run_name": "rope/avx2/vision_t1024_h16_d80",
                        "error_occurred": True, "error_message": "ISA not supported on this CPU"})
     context = {"host_name": host, "cpu_model": "Test CPU", "num_cpus": 2, "mhz_per_cpu": 2000, "caches": [],
@@ -74,7 +83,7 @@ def main():
         br.set_isas(context, results)
         text = br.report(a, context, results, skipped)
         for heading in ("## Fused bias + softmax", "## ALiBi with N-D positions", "## Rotary embeddings",
-                        "## LieRE", "## FMA peak", "## Dispatched ISA against the other ISAs"):
+                        "## LieRE", "## FMA peak", "## Dispatched ISA against the other ISAs", "## Far-field skipping"):
             check(f"report has a section '{heading}'", heading in text)
         check("caches from cpu_caches", "caches: L1d 48 KiB, L2 1 MiB, L3 32 MiB (shared by 2 CPUs)." in text)
         check("N-D: AVX-512 L2 / 1-D = 500/400 = 1.25, met", "| image_h12_32x32 | L2 (Euclidean) | 900 | 500 | "
@@ -90,6 +99,14 @@ def main():
         check("dispatch: rope 1.50x", "| rope | llm_t4096_h32_d128_1d | avx512 | 3000 | avx2 | 2000 | 1.50x |" in text)
         check("softmax: AVX-512 2.50x memcpy, oneDNN 1.50x posattn", "| decode_h32_nq1_nk4096 | 10.0x | 20.0x | "
               "avx512 | 2.50 |" in text and "| 1.50x |" in text)
+        check("far field: nk 131072 25x, 2.5% read", "| decode_h32_kv32_d128_f16_nk131072_tok | avx512 | 200000 | 8000 | "
+              "25.0x | 2.50% | - | - |" in text)
+        check("far field: nk 32768 5x, update 1% of a step", "| decode_h32_kv32_d128_f16_nk32768_tok | avx512 | 40000 | "
+              "8000 | 5.0x | 10.0% | 80.0 | 1.00% |" in text)
+        check("far field targets", "nk=131072: speed-up over skipping off (target >= 20x): 25.0x: **PASS**" in text and
+              "nk=32768: speed-up over skipping off (target >= 8x): 5.0x: **FAIL**" in text and
+              "nk=131072: fraction of K/V bytes read (target <= 3%): 2.50%: **PASS**" in text and
+              "nk=4096: speed-up over skipping off (target >= 2x): -: **NOT MEASURED**" in text)
         check("no None in the report", "None" not in text)
 
         out = io.StringIO()
