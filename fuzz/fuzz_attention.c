@@ -1,12 +1,16 @@
 /*
- * Differential fuzz target of the fused attention (SPEC 9): posattn_attention over a row range, or
- * posattn_attention_partial over 1..8 key ranges then posattn_attention_merge, on every ISA against a float64
+ * Differential fuzz target of the fused attention (SPEC 9): posattn_attention over a row range,
+ * posattn_attention_partial over 1..8 key ranges then posattn_attention_merge, or posattn_attention_far_field
+ * over summaries of the same keys and positions (its bound adds 2 eps max|v| and the merges of up to one range per
+ * block; keys_read within [0, rows * nk]), on every ISA against a float64
  * oracle within the bound of include/posattn.h; same status on every ISA, nothing written on error (out, lse, and
  * the partials of a refused partial call), hostile arguments one at a time. See fuzz_support.h.
  */
 #include "fuzz_alibi.h"
 
-enum { MODE_FULL, MODE_SPLIT };
+enum { MODE_FULL, MODE_SPLIT, MODE_FAR };
+
+#define FAR_EPS 0x1p-24 /* the default eps of posattn_attention_far_field */
 
 typedef struct call {
     posattn_attention_tensors t;
@@ -149,7 +153,10 @@ static void check_row(const call *c, int64_t r, const float *out, const float *l
     if (has_sink && sink > top) top = sink;
     /* First order in u (L u << 1), finite values: otherwise only sanity is checked, as in fuzz_alibi_softmax. */
     const int huge = L > 1e4 || mid > 1e4 || A > 1e4 || loose || !(vmax_all <= 1e30);
-    const double merge_u = c->mode == MODE_SPLIT ? 2.0 * c->n_ranges : 0.0;
+    const double merge_u = c->mode == MODE_SPLIT ? 2.0 * c->n_ranges
+                           : c->mode == MODE_FAR ? 2.0 * (double)((nk + POSATTN_KV_SUMMARY_BLOCK - 1) / POSATTN_KV_SUMMARY_BLOCK)
+                                                 : 0.0;
+    const double far_eps = c->mode == MODE_FAR ? FAR_EPS : 0.0;
     if (nan_row) {
         if (!huge) {
             for (int64_t d = 0; d < dv; ++d) {
@@ -193,7 +200,7 @@ static void check_row(const call *c, int64_t r, const float *out, const float *l
             }
             const double bound = ((double)(dk + 10) * A + (nd ? 20.0 : 10.0) * L + 2.0 * dmax +
                                   POSATTN_ATTENTION_BLOCK + 60.0 + merge_u) * FZ_U * vsum +
-                                 (double)nk * 0x1p-62 * vmax + (double)(2 * nk + 1) * 0x1p-150;
+                                 (double)nk * 0x1p-62 * vmax + (double)(2 * nk + 1) * 0x1p-150 + 2.0 * far_eps * vmax;
             FZ_CHECK(fabs((double)got[d] - o_exact) <= bound,
                      "isa %s row %lld (h %lld i %lld) out[%lld]: got %.9g, exact %.12g, bound %.3g (A %g L %g d %g "
                      "nk %lld dk %lld%s%s)",
@@ -202,13 +209,45 @@ static void check_row(const call *c, int64_t r, const float *out, const float *l
         }
         if (lse) {
             const double lx = top + log(sum);
-            const double bound = ((double)(dk + 10) * A + (nd ? 21.0 : 11.0) * L + 20.0) * FZ_U + FZ_U * fabs(lx);
+            const double bound = ((double)(dk + 10) * A + (nd ? 21.0 : 11.0) * L + 20.0 + merge_u) * FZ_U +
+                                 FZ_U * fabs(lx) + far_eps;
             FZ_CHECK(fabs((double)lse[r] - lx) <= bound, "isa %s row %lld: lse %.9g, exact %.12g, bound %.3g (A %g L %g%s)",
                      isa, (long long)r, (double)lse[r], lx, bound, A, L, nd ? ", N-D" : "");
         }
     }
     free(x);
     free(valid);
+}
+
+/* Summaries of the call's keys (with its positions when they are shared by all heads: the call refuses others) and
+ * the far-field call over them. */
+static posattn_status run_far_field(const call *c, const posattn_attention_tensors *tp, const posattn_positions *pp,
+                                    const posattn_softmax_options *op) {
+    posattn_kv_summary summary;
+    memset(&summary, 0, sizeof summary);
+    void *summary_buffer = NULL, *scratch = NULL;
+    size_t bytes = 0, scratch_bytes = 0;
+    if (tp && posattn_kv_summary_size(tp->n_kv_heads, tp->nk, &bytes) == POSATTN_OK) {
+        summary_buffer = malloc(bytes);
+        posattn_kv_summary_init(&summary, tp->n_kv_heads, tp->nk, summary_buffer, bytes);
+        const posattn_positions *shared = pp && pp->k_head_stride == 0 ? pp : NULL;
+        if (posattn_kv_summary_update(&summary, tp, shared, 0) != POSATTN_OK && shared) {
+            posattn_kv_summary_update(&summary, tp, NULL, 0); /* hostile positions: the call must refuse them */
+        }
+    }
+    if (tp && posattn_far_field_scratch_size(tp->nk, tp->dv, &scratch_bytes) == POSATTN_OK) {
+        scratch = malloc(scratch_bytes);
+    }
+    posattn_far_field far = {.summary = summary_buffer ? &summary : NULL, .scratch = scratch,
+                             .scratch_bytes = scratch_bytes, .keys_read = -1};
+    const posattn_status st = posattn_attention_far_field(tp, c->scale, c->slopes, pp, op, &far, c->rb, c->re);
+    FZ_CHECK(st != POSATTN_OK || (far.keys_read >= 0 && far.keys_read <= (c->re - c->rb) * c->t.nk),
+             "far field: keys_read %lld outside [0, %lld]", (long long)far.keys_read,
+             (long long)((c->re - c->rb) * c->t.nk));
+    FZ_CHECK(st == POSATTN_OK || far.keys_read == -1, "far field: error %s but keys_read written",
+             posattn_status_string(st));
+    free(summary_buffer), free(scratch);
+    return st;
 }
 
 /* Runs the call on the active ISA: the status of the first call that fails, or OK. */
@@ -232,6 +271,7 @@ static posattn_status run(const call *c, float *out, float *lse, double **parts,
         for (int n = 0; n <= c->n_ranges; ++n) fprintf(stderr, "cut %lld\n", (long long)c->cuts[n]);
     }
     if (c->mode == MODE_FULL) return posattn_attention(tp, c->scale, c->slopes, pp, op, c->rb, c->re);
+    if (c->mode == MODE_FAR) return run_far_field(c, tp, pp, op);
     for (int n = 0; n < c->n_ranges; ++n) {
         unsigned char *before = malloc(part_bytes ? part_bytes : 1);
         memcpy(before, parts[n], part_bytes);
@@ -376,7 +416,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
     /* Full call or split-KV; the row range of the call (of the merge in split mode). */
-    c.mode = fz_bool(&b) ? MODE_SPLIT : MODE_FULL;
+    c.mode = (int)fz_range(&b, MODE_FULL, MODE_FAR);
     c.n_ranges = (int)fz_range(&b, 1, 8);
     c.cuts[0] = 0, c.cuts[c.n_ranges] = nk;
     for (int n = 1; n < c.n_ranges; ++n) c.cuts[n] = fz_range(&b, c.cuts[n - 1], nk);

@@ -814,29 +814,36 @@ POSATTN_API posattn_status posattn_attention_merge(const posattn_attention_tenso
  * Key-block summaries an engine keeps beside its KV cache, for posattn_attention_far_field. Per block of
  * POSATTN_KV_SUMMARY_BLOCK consecutive keys: for every KV head an upper bound on the keys' Euclidean norms
  * (computed in float64 from the widened keys, rounded up to float32; NaN when a key has a NaN, +inf when a norm
- * overflows), and the smallest and largest 1-D key position of the block (NaN when a position is NaN).
+ * overflows), and the block's position box: the smallest and largest key coordinate on every axis (1 to
+ * POSATTN_KV_SUMMARY_AXES; NaN when a coordinate is NaN). Any key order is valid (a KV cache need not be sorted),
+ * and N-D positions get a box whose L1 or L2 distance to the query bounds every key's distance from below.
  *
- * posattn_kv_summary_size: the bytes of the summary's arrays for n_kv_heads heads and up to max_keys keys.
+ * posattn_kv_summary_size: the bytes of the summary's arrays for n_kv_heads heads and up to max_keys keys
+ *     ((n_kv_heads + 2 POSATTN_KV_SUMMARY_AXES) floats per block, whatever the axes).
  * posattn_kv_summary_init: lays the arrays out in buffer (bytes >= the size, any alignment of float) and sets
- *     n_keys = 0. The summary then points into buffer; the caller owns both.
+ *     n_keys = 0, axes = 0. The summary then points into buffer; the caller owns both.
  * posattn_kv_summary_update: summarises the keys [key_begin, t->nk) of the cache, t->nk <= max_keys, recomputing
  *     every block they touch (so a partly filled last block is extended: an engine calls it once per appended token
- *     or batch, with key_begin = the first new key, and pays for one block of keys per call); then n_keys = t->nk.
- *     Reads t->n_kv_heads (== the summary's), nk, dk, k, k_type and k's strides (q, v, out are not read and may be
- *     NULL). positions: NULL or zeroed (key j at j), or 1-D key positions shared by all heads (axes <= 1,
- *     k_head_stride 0; any order, not necessarily sorted); positions->q is not read.
+ *     or batch, with key_begin = the first new key, and pays for one block of keys per call); then n_keys = t->nk
+ *     and axes = the positions' axes (1 for the default positions). Reads t->n_kv_heads (== the summary's), nk, dk,
+ *     k, k_type and k's strides (q, v, out are not read and may be NULL). positions: NULL or zeroed (key j at j),
+ *     or key positions shared by all heads (k_head_stride 0) with 1 to POSATTN_KV_SUMMARY_AXES axes; positions->q,
+ *     weights and metric are not read (a box serves every head's weights and either metric).
  * Errors: NULL, SIZE (n_kv_heads or max_keys <= 0, nk > max_keys or <= 0, or heads that differ from the summary's),
  *     HEAD_DIM, KV_TYPE, STRIDE, OVERFLOW, KEY_RANGE (key_begin outside [0, nk] or past n_keys: the summary
- *     must stay contiguous), AXES (positions of more than one axis, or per-head key positions: not summarised yet).
+ *     must stay contiguous), AXES (per-head key positions, which are not summarised; more than
+ *     POSATTN_KV_SUMMARY_AXES axes; N-D positions without k; or other axes than the blocks kept before key_begin).
  *     On error the summary is unchanged.
  */
 #define POSATTN_KV_SUMMARY_BLOCK 64
+#define POSATTN_KV_SUMMARY_AXES 4
 typedef struct posattn_kv_summary {
     int64_t n_kv_heads, max_keys;
     int64_t n_keys;  /* keys summarised so far */
+    int64_t axes;    /* axes of the summarised positions (0 before the first update) */
     float *key_norm; /* [n_kv_heads][blocks]: bound on |k_j| over block b at key_norm[g * blocks + b] */
-    float *pos_min;  /* [blocks] */
-    float *pos_max;  /* [blocks] */
+    float *pos_min;  /* [POSATTN_KV_SUMMARY_AXES][blocks]: axis a of block b at pos_min[a * blocks + b] */
+    float *pos_max;  /* [POSATTN_KV_SUMMARY_AXES][blocks] */
 } posattn_kv_summary;
 POSATTN_API posattn_status posattn_kv_summary_size(int64_t n_kv_heads, int64_t max_keys, size_t *bytes);
 POSATTN_API posattn_status posattn_kv_summary_init(posattn_kv_summary *summary, int64_t n_kv_heads, int64_t max_keys,
@@ -846,19 +853,20 @@ POSATTN_API posattn_status posattn_kv_summary_update(posattn_kv_summary *summary
 
 /*
  * posattn_attention over rows [row_begin, row_end), reading only the key blocks whose weight can matter. For each
- * row with a position bias (slope m > 0, 1-D positions shared by all heads, no mask) the call bounds every logit
- * of block B from the summary (the same positions must have been summarised):
+ * row with a position bias (slope m > 0, positions shared by all heads, 1-D or N-D, no mask) the call bounds every
+ * logit of block B from the summary (the same positions must have been summarised):
  *     x_j <= U_B = a_B - m dmin_B + (dk + 16) 2^-23 (a_B + m dmin_B),   a_B = |scale| |q| max_{j in B} |k_j|
  * (a_B capped at the softcap when there is one; dmin_B the distance from the query position to the block's
- * position interval; the last term covers the float32 roundings of the kernel's logit), visits blocks in rounds of
+ * position box, in the row's metric and axis weights, which no key of the block is nearer than; the last term
+ * covers the float32 roundings of the kernel's logit and of its N-D distance), visits blocks in rounds of
  * decreasing U_B (every block whose bound is NaN or infinite is visited), keeping the running maximum m_run and sum
  * l_run, and stops when the bound of everything left,
  *     W = sum over unvisited blocks of n_B exp(U_B - m_run),   n_B the block's valid keys,
  * is at most eps l_run. Then the skipped keys weigh at most eps of the row's softmax mass (sinks only add to
  * it), and every output obeys posattn_attention's bound plus 2 eps max_j |v_jd| (the relative change of the
  * denominator and of the numerator, each at most eps), plus the split-KV merge's 2 u per visited round. Rows
- * without a bias to bound (slope <= 0 or NULL slopes, a mask, MASK_TIMES_SLOPE, N-D or per-head key positions)
- * read all their keys, with the same bound. Masks, causal limits, windows, sinks, softcap and GQA work as in
+ * without a bias to bound (slope <= 0 or NULL slopes, a mask, MASK_TIMES_SLOPE, per-head key positions) read all
+ * their keys, with the same bound. Masks, causal limits, windows, sinks, softcap and GQA work as in
  * posattn_attention (each row of a GQA group bounds its own blocks, so K and V of a group are read per row).
  *
  * far->summary  summaries of at least t->nk keys of t's KV heads (posattn_kv_summary_update).
@@ -867,8 +875,8 @@ POSATTN_API posattn_status posattn_kv_summary_update(posattn_kv_summary *summary
  * far->keys_read  out: keys whose K and V rows the call read, summed over its rows (a row reading all its valid
  *               keys counts them all): the K/V bytes read are keys_read * (dk + dv) * element size.
  * Errors: those of posattn_attention, plus NULL (far, summary, scratch), SIZE (scratch too small, or a summary of
- * other heads), KEY_RANGE (the summary covers fewer than nk keys), SCALE (eps outside its range). Nothing is
- * written on error (keys_read included).
+ * other heads), KEY_RANGE (the summary covers fewer than nk keys), AXES (positions shared by all heads whose axes
+ * are not the summary's), SCALE (eps outside its range). Nothing is written on error (keys_read included).
  */
 typedef struct posattn_far_field {
     const posattn_kv_summary *summary;

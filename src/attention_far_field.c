@@ -27,7 +27,7 @@ posattn_status posattn_kv_summary_size(int64_t n_kv_heads, int64_t max_keys, siz
     if (!bytes) return POSATTN_ERR_NULL;
     if (n_kv_heads <= 0 || max_keys <= 0) return POSATTN_ERR_SIZE;
     int64_t floats, size;
-    if (__builtin_mul_overflow(n_kv_heads + 2, blocks_of(max_keys), &floats) ||
+    if (__builtin_mul_overflow(n_kv_heads + 2 * POSATTN_KV_SUMMARY_AXES, blocks_of(max_keys), &floats) ||
         __builtin_mul_overflow(floats, (int64_t)sizeof(float), &size) || size > PTRDIFF_MAX) {
         return POSATTN_ERR_OVERFLOW;
     }
@@ -48,9 +48,10 @@ posattn_status posattn_kv_summary_init(posattn_kv_summary *summary, int64_t n_kv
         .n_kv_heads = n_kv_heads,
         .max_keys = max_keys,
         .n_keys = 0,
+        .axes = 0,
         .key_norm = f,
         .pos_min = f + n_kv_heads * blocks,
-        .pos_max = f + (n_kv_heads + 1) * blocks,
+        .pos_max = f + (n_kv_heads + POSATTN_KV_SUMMARY_AXES) * blocks,
     };
     return POSATTN_OK;
 }
@@ -82,16 +83,20 @@ posattn_status posattn_kv_summary_update(posattn_kv_summary *summary, const posa
         return st;
     }
     const float *k_pos = NULL;
-    int64_t k_pos_stride = 1;
+    int64_t k_pos_stride = 1, axes = 1;
     if (positions) {
-        if (positions->axes > 1 || positions->axes < 0) return POSATTN_ERR_AXES;
+        if (positions->axes > POSATTN_KV_SUMMARY_AXES || positions->axes < 0) return POSATTN_ERR_AXES;
         if (positions->k_head_stride != 0) return POSATTN_ERR_AXES;
-        if (positions->k_stride < 0) return POSATTN_ERR_STRIDE;
+        axes = positions->axes ? positions->axes : 1;
+        if (positions->k_stride < 0 || (positions->k_stride && positions->k_stride < axes)) return POSATTN_ERR_STRIDE;
         k_pos = positions->k;
-        k_pos_stride = positions->k_stride ? positions->k_stride : 1;
-        int64_t extent = 1;
+        k_pos_stride = positions->k_stride ? positions->k_stride : axes;
+        int64_t extent = axes;
         if (k_pos && !posattn_mul_add_ok(t->nk - 1, k_pos_stride, &extent)) return POSATTN_ERR_OVERFLOW;
+        if (!k_pos && axes > 1) return POSATTN_ERR_AXES; /* the default positions have one axis */
     }
+    /* Blocks summarised before key_begin and kept must have the same axes. */
+    if (key_begin > 0 && summary->n_keys > 0 && axes != summary->axes) return POSATTN_ERR_AXES;
 
     const int64_t blocks = blocks_of(summary->max_keys), elem = (int64_t)posattn_kv_elem_size(t->k_type);
     /* Appending to a partly filled block (key_begin == n_keys): its summary so far is kept and extended by the new
@@ -103,16 +108,19 @@ posattn_status posattn_kv_summary_update(posattn_kv_summary *summary, const posa
         const int64_t j1 = (b + 1) * BLOCK < t->nk ? (b + 1) * BLOCK : t->nk;
         const int keep = extend && b == key_begin / BLOCK;
         const int64_t j0 = keep ? key_begin : b * BLOCK;
-        float lo = keep ? summary->pos_min[b] : INFINITY, hi = keep ? summary->pos_max[b] : -INFINITY;
-        int nan = lo != lo;
-        for (int64_t j = j0; j < j1; ++j) {
-            const float p = k_pos ? k_pos[j * k_pos_stride] : (float)j;
-            nan |= p != p;
-            lo = p < lo ? p : lo;
-            hi = p > hi ? p : hi;
+        for (int64_t a = 0; a < axes; ++a) {
+            float *lo_at = &summary->pos_min[a * blocks + b], *hi_at = &summary->pos_max[a * blocks + b];
+            float lo = keep ? *lo_at : INFINITY, hi = keep ? *hi_at : -INFINITY;
+            int nan = lo != lo;
+            for (int64_t j = j0; j < j1; ++j) {
+                const float p = k_pos ? k_pos[j * k_pos_stride + a] : (float)j;
+                nan |= p != p;
+                lo = p < lo ? p : lo;
+                hi = p > hi ? p : hi;
+            }
+            *lo_at = nan ? NAN : lo;
+            *hi_at = nan ? NAN : hi;
         }
-        summary->pos_min[b] = nan ? NAN : lo;
-        summary->pos_max[b] = nan ? NAN : hi;
         for (int64_t g = 0; g < t->n_kv_heads; ++g) {
             double largest = keep ? (double)summary->key_norm[g * blocks + b] : 0.0;
             int norm_nan = largest != largest;
@@ -133,6 +141,7 @@ posattn_status posattn_kv_summary_update(posattn_kv_summary *summary, const posa
         }
     }
     summary->n_keys = t->nk;
+    summary->axes = axes;
     return POSATTN_OK;
 }
 
@@ -173,11 +182,34 @@ static void visit_range(const attention_call *c, int64_t h, int64_t i, int64_t k
     s->m = m;
 }
 
-/* Whether row (h, i) has a bias this walk can bound: slope > 0 from 1-D positions shared by all heads, no mask. */
+/* Whether row (h, i) has a bias this walk can bound: slope > 0 from positions shared by all heads (summarised with
+ * the call's axes: checked once per call), no mask. */
 static int row_is_boundable(const attention_call *c, const posattn_attention_row *row) {
-    const posattn_positions *p = &c->pos.p;
-    return row->slope > 0.0f && row->nd.axes < 2 && p->axes <= 1 && p->k_head_stride == 0 && !row->mask &&
-           isfinite(row->slope);
+    return row->slope > 0.0f && isfinite(row->slope) && c->pos.p.k_head_stride == 0 && !row->mask;
+}
+
+/* A lower bound on the distance from the row's query to every key position of block b (the block's box), in
+ * float64 from the float32 positions: exact up to a few float64 roundings, far below the margin of the logit bound.
+ * NaN when a coordinate is NaN or infinities meet (the block is then read). */
+static double box_distance(const posattn_kv_summary *sum, const posattn_attention_row *row, int64_t blocks,
+                           int64_t b) {
+    const posattn_nd_positions *nd = &row->nd;
+    if (nd->axes < 2) { /* a 1-D row: its one axis (nd->offset[0]: 0 for one-axis positions) */
+        const int64_t at = nd->offset[0] * blocks + b;
+        const double lo = sum->pos_min[at], hi = sum->pos_max[at], q = row->q_pos;
+        if (lo != lo || q != q) return NAN;
+        return q < lo ? lo - q : q > hi ? q - hi : 0.0;
+    }
+    double acc = 0.0;
+    for (int a = 0; a < nd->axes; ++a) {
+        const int64_t at = nd->offset[a] * blocks + b;
+        const double lo = sum->pos_min[at], hi = sum->pos_max[at], q = nd->q[a];
+        if (lo != lo || q != q) return NAN;
+        double gap = q < lo ? lo - q : q > hi ? q - hi : 0.0;
+        if (nd->weighted) gap *= fabs((double)nd->w[a]);
+        acc += nd->l2 ? gap * gap : gap;
+    }
+    return nd->l2 ? sqrt(acc) : acc;
 }
 
 /* The keys of block b that the row may use. */
@@ -211,7 +243,7 @@ static int64_t far_field_row(const attention_call *c, const posattn_far_field *f
             q_sq += x * x;
         }
         const double q_norm = sqrt(q_sq) * (1.0 + 0x1p-30), scale = fabs((double)c->scale);
-        const double margin = (double)(t->dk + 16) * 0x1p-23, slope = row.slope, qp = row.q_pos;
+        const double margin = (double)(t->dk + 16) * 0x1p-23, slope = row.slope;
         const double cap = c->o->softcap > 0.0f ? (double)c->o->softcap : INFINITY;
         const int64_t b_first = row.lo / BLOCK, b_end = blocks_of(row.hi), blocks = blocks_of(sum->max_keys);
         const float *norms = sum->key_norm + (h / c->group) * blocks;
@@ -220,10 +252,7 @@ static int64_t far_field_row(const attention_call *c, const posattn_far_field *f
         for (int64_t b = b_first; b < b_end; ++b) {
             double a = scale * q_norm * (double)norms[b];
             if (a > cap) a = cap;
-            double gap = 0.0;
-            if (qp < sum->pos_min[b]) gap = (double)sum->pos_min[b] - qp;
-            if (qp > sum->pos_max[b]) gap = qp - (double)sum->pos_max[b];
-            if (sum->pos_min[b] != sum->pos_min[b] || qp != qp) gap = NAN;
+            const double gap = box_distance(sum, &row, blocks, b);
             const double u = a - slope * gap + margin * (a + slope * gap);
             bound[b] = u == u ? u : INFINITY; /* a NaN bound: the block is always read */
             visited[b] = 0;
@@ -282,6 +311,9 @@ posattn_status posattn_attention_far_field(const posattn_attention_tensors *t, f
     const posattn_kv_summary *sum = far->summary;
     if (sum->n_kv_heads != c.t.n_kv_heads) return POSATTN_ERR_SIZE;
     if (sum->n_keys < c.t.nk) return POSATTN_ERR_KEY_RANGE;
+    /* Positions shared by all heads must be those summarised, so at least their axes must agree (per-head key
+     * positions are not summarised: their rows read every key). */
+    if (c.pos.p.k_head_stride == 0 && (c.pos.p.axes ? c.pos.p.axes : 1) != sum->axes) return POSATTN_ERR_AXES;
     if (!(far->eps >= 0.0f && far->eps <= 0x1p-10f)) return POSATTN_ERR_SCALE;
     size_t need;
     if ((st = posattn_far_field_scratch_size(c.t.nk, c.t.dv, &need))) return st;

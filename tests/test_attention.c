@@ -630,8 +630,8 @@ typedef struct far_state {
 } far_state;
 
 /* Summaries of the case's keys, as an engine keeps them: appended in a few uneven batches (the last block
- * extended each time). Positions a summary cannot hold (N-D, per-head key positions) leave the default ones:
- * those rows are not bounded by the call and read every key. */
+ * extended each time). Per-head key positions, which a summary cannot hold, leave the default ones: those rows
+ * are not bounded by the call and read every key. */
 static far_state far_prepare(const attn_buffers *b, rng *g) {
     const attn_case *c = &b->c;
     far_state f;
@@ -641,7 +641,7 @@ static far_state far_prepare(const attn_buffers *b, rng *g) {
     ck_assert(f.summary_buffer);
     ck_assert_int_eq(posattn_kv_summary_init(&f.summary, c->Hkv, c->nk, f.summary_buffer, bytes), POSATTN_OK);
     const posattn_positions *p = b->pos_arg;
-    const int summarisable = !p || ((p->axes <= 1) && p->k_head_stride == 0);
+    const int summarisable = !p || p->k_head_stride == 0;
     posattn_attention_tensors t = b->t;
     for (int64_t done = 0; done < c->nk;) {
         const int64_t next = done + 1 + (int64_t)rng_below(g, (uint64_t)(c->nk - done));
@@ -1353,19 +1353,38 @@ static void set_key(attn_buffers *b, int64_t g, int64_t j, int64_t d, float valu
     kv_put((void *)(uintptr_t)t->k, t->k_type, j * tok + g * head + d, value);
 }
 
-enum { FAR_PLAIN, FAR_OUTLIER, FAR_GAPS, FAR_ONE_POSITION, FAR_TIGHT };
+enum { FAR_PLAIN, FAR_OUTLIER, FAR_GAPS, FAR_ONE_POSITION, FAR_TIGHT, FAR_GRID_L2, FAR_VOLUME_L1 };
 
-/* A long decode row under steep ALiBi slopes: the call must skip (read well under all keys) and stay within the
- * bound; adversarial variants: a far key of huge norm aligned with q (it dominates the row: skipping it would be
- * far outside the bound, so it must be read), positions with large gaps in random order, every key at one
- * position (nothing can be skipped). */
+/* Key j of an N-D cache: a point of a grid with pitch 64, axis 0 fastest (2-D: rows of 64 along axis 0; 3-D:
+ * slices of 16 x 16 along axes 0 and 1), in raster order but out of order locally (neighbours swapped) and with
+ * every 997th key taken from the far end, so that some blocks' boxes span the whole grid; the query one pitch past
+ * the last row or slice. Head 0 ignores axis 0 (2-D: its rows are 1-D on axis 1), head 1 weighs the axes by 0.5,
+ * the others by 1. */
+static void set_grid_positions(attn_buffers *b, int64_t nk, int64_t axes) {
+    float *k_pos = (float *)(uintptr_t)b->pos.k, *q_pos = (float *)(uintptr_t)b->pos.q;
+    float *w = (float *)(uintptr_t)b->pos.weights;
+    const int64_t row = axes == 2 ? 64 : 256; /* keys per row (2-D) or slice (3-D) */
+    for (int64_t j = 0; j < nk; ++j) {
+        const int64_t at = j % 997 == 500 ? nk - 1 - j : (j ^ 1) < nk ? j ^ 1 : j;
+        const int64_t cell[3] = {at % (axes == 2 ? 64 : 16), axes == 2 ? at / 64 : (at / 16) % 16, at / 256};
+        for (int64_t a = 0; a < axes; ++a) k_pos[j * axes + a] = 64.0f * (float)cell[a];
+    }
+    for (int64_t a = 0; a < axes; ++a) q_pos[a] = a == axes - 1 ? 64.0f * (float)(nk / row + 1) : 160.0f;
+    for (int64_t h = 0; h < b->c.H; ++h) {
+        for (int64_t a = 0; a < axes; ++a) w[h * axes + a] = h == 0 && a == 0 ? 0.0f : h == 1 ? 0.5f : 1.0f;
+    }
+}
+
 static void run_far_case(int variant, posattn_kv_type type, int64_t nk, uint64_t case_number, const char *what) {
     attn_case c = base_case(8, variant == FAR_PLAIN ? 2 : 8, 1, nk, 64, 64);
     c.k_type = c.v_type = type;
     c.positions = variant == FAR_GAPS || variant == FAR_ONE_POSITION ? POSITIONS_SHARED : POSITIONS_NULL;
+    if (variant == FAR_GRID_L2) c.nd_axes = 2, c.nd_metric = POSATTN_METRIC_L2;
+    if (variant == FAR_VOLUME_L1) c.nd_axes = 3, c.nd_metric = POSATTN_METRIC_L1;
     rng g = rng_seeded(test_case_seed(case_number));
     attn_buffers b;
     build_case(&c, &g, &b);
+    if (c.nd_axes) set_grid_positions(&b, nk, c.nd_axes);
     if (variant == FAR_GAPS || variant == FAR_ONE_POSITION) {
         float *k_pos = (float *)(uintptr_t)b.pos.k, *q_pos = (float *)(uintptr_t)b.pos.q;
         for (int64_t j = 0; j < nk; ++j) {
@@ -1389,7 +1408,7 @@ static void run_far_case(int variant, posattn_kv_type type, int64_t nk, uint64_t
             }
         }
     }
-    if (variant == FAR_OUTLIER) {
+    if (variant == FAR_OUTLIER || variant == FAR_VOLUME_L1) {
         /* Key 3 of every KV head: 40 times q of its first query head, far from the query (slope 1/256 times
          * nk - 4 keys of distance is much less than scale * 40 |q|^2). */
         for (int64_t h = 0; h < c.H; ++h) {
@@ -1411,7 +1430,7 @@ static void run_far_case(int variant, posattn_kv_type type, int64_t nk, uint64_t
                                                      c.H),
                          POSATTN_OK);
         const int64_t all = c.H * nk;
-        if ((variant == FAR_PLAIN || variant == FAR_GAPS || variant == FAR_TIGHT) && nk >= 1000) {
+        if (variant != FAR_OUTLIER && variant != FAR_ONE_POSITION && nk >= 1000) {
             CHECK(far.keys_read < all / 2, "%s: read %" PRId64 " of %" PRId64 " keys: nothing skipped", label,
                   far.keys_read, all);
         }
@@ -1433,6 +1452,8 @@ START_TEST(test_far_field) {
     run_far_case(FAR_GAPS, POSATTN_KV_F32, 4000, n++, "far field, unsorted positions with gaps");
     run_far_case(FAR_ONE_POSITION, POSATTN_KV_BF16, 3000, n++, "far field, every key at one position");
     run_far_case(FAR_TIGHT, POSATTN_KV_F32, 6000, n++, "far field, tight bounds");
+    run_far_case(FAR_GRID_L2, POSATTN_KV_F16, 4096, n++, "far field, shuffled 2-D grid, L2");
+    run_far_case(FAR_VOLUME_L1, POSATTN_KV_F32, 4000, n++, "far field, shuffled 3-D volume, L1, a huge far key");
 }
 END_TEST
 
@@ -1457,6 +1478,7 @@ START_TEST(test_far_field_summaries) {
         ck_assert_int_eq(posattn_kv_summary_update(&s, &t, b.pos_arg, t.nk - 1), POSATTN_OK);
     }
     ck_assert_int_eq(a.n_keys, 300);
+    ck_assert_int_eq(a.axes, 1);
     ck_assert_int_eq(s.n_keys, 300);
     ck_assert_int_eq(memcmp(once, stepwise, bytes), 0);
     /* Every bound holds: |k_j| <= key_norm of its block, positions inside the block's interval. */
@@ -1487,8 +1509,18 @@ START_TEST(test_far_field_summaries) {
     ck_assert_int_eq(posattn_kv_summary_update(&a, &t, NULL, 301), POSATTN_ERR_KEY_RANGE);
     ck_assert_int_eq(posattn_kv_summary_update(&a, &t, NULL, -1), POSATTN_ERR_KEY_RANGE);
     posattn_positions nd = b.pos;
-    nd.axes = 2;
+    nd.axes = POSATTN_KV_SUMMARY_AXES + 1;
     ck_assert_int_eq(posattn_kv_summary_update(&a, &t, &nd, 0), POSATTN_ERR_AXES);
+    nd = b.pos;
+    nd.axes = 2, nd.k = NULL; /* N-D positions need keys */
+    ck_assert_int_eq(posattn_kv_summary_update(&a, &t, &nd, 0), POSATTN_ERR_AXES);
+    nd = b.pos;
+    nd.axes = 2, t.nk = 150; /* appending 2-D keys to 1-D blocks (b.pos.k holds 300 floats: 150 2-D keys) */
+    ck_assert_int_eq(posattn_kv_summary_update(&a, &t, &nd, 100), POSATTN_ERR_AXES);
+    t = b.t;
+    nd = b.pos;
+    nd.k_stride = -2;
+    ck_assert_int_eq(posattn_kv_summary_update(&a, &t, &nd, 0), POSATTN_ERR_STRIDE);
     nd = b.pos;
     nd.k_head_stride = 300;
     ck_assert_int_eq(posattn_kv_summary_update(&a, &t, &nd, 0), POSATTN_ERR_AXES);
@@ -1522,6 +1554,13 @@ START_TEST(test_far_field_summaries) {
                      POSATTN_ERR_NULL);
     ck_assert_int_eq(posattn_attention_far_field(&b.t, b.scale, slopes_of(&b), b.pos_arg, NULL, NULL, 0, 4),
                      POSATTN_ERR_NULL);
+    posattn_positions two_axes = b.pos; /* positions of other axes than the summary's */
+    two_axes.axes = 2, two_axes.q = b.pos.k, two_axes.k = b.pos.k;
+    posattn_attention_tensors half = b.t;
+    half.nk = 150;
+    far.scratch = scratch;
+    ck_assert_int_eq(posattn_attention_far_field(&half, b.scale, slopes_of(&b), &two_axes, NULL, &far, 0, 4),
+                     POSATTN_ERR_AXES);
     far.scratch = (void *)(uintptr_t)b.t.q; /* on an input */
     ck_assert_int_eq(posattn_attention_far_field(&b.t, b.scale, slopes_of(&b), b.pos_arg, NULL, &far, 0, 4),
                      POSATTN_ERR_OVERLAP);
