@@ -67,6 +67,7 @@ static const pab_shape shapes[] = {
     {"prefill_h32_n1024_causal", 32, 1024, 1024, 1, 0, 0, 0},
     {"prefill_h8_n4096", 8, 4096, 4096, 0, 0, 0, 0},
     {"timeseries_h8_n2048", 8, 2048, 2048, 0, 1, 0, 0},
+    {"decode_h32_nq1_nk16", 32, 1, 16, 0, 0, 1, 0}, /* the fixed cost of a row (issue 16: <= 20 ns) */
 };
 enum { PAB_SHAPE_COUNT = sizeof shapes / sizeof shapes[0], PAB_MT_SHAPE = 5 /* prefill_h32_n1024 */ };
 

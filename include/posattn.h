@@ -820,8 +820,8 @@ POSATTN_API posattn_status posattn_attention_merge(const posattn_attention_tenso
  *
  * posattn_kv_summary_size: the bytes of the summary's arrays for n_kv_heads heads and up to max_keys keys
  *     ((n_kv_heads + 2 POSATTN_KV_SUMMARY_AXES) floats per block, whatever the axes).
- * posattn_kv_summary_init: lays the arrays out in buffer (bytes >= the size, any alignment of float) and sets
- *     n_keys = 0, axes = 0. The summary then points into buffer; the caller owns both.
+ * posattn_kv_summary_init: lays the arrays out in buffer (bytes >= the size, any alignment of float), zeroes them
+ *     and sets n_keys = 0, axes = 0. The summary then points into buffer; the caller owns both.
  * posattn_kv_summary_update: summarises the keys [key_begin, t->nk) of the cache, t->nk <= max_keys, recomputing
  *     every block they touch (so a partly filled last block is extended: an engine calls it once per appended token
  *     or batch, with key_begin = the first new key, and pays for one block of keys per call); then n_keys = t->nk

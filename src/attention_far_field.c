@@ -44,6 +44,7 @@ posattn_status posattn_kv_summary_init(posattn_kv_summary *summary, int64_t n_kv
     if (bytes < need) return POSATTN_ERR_SIZE;
     const int64_t blocks = blocks_of(max_keys);
     float *f = buffer;
+    memset(buffer, 0, need); /* the axes a summary never uses stay defined, so equal summaries are equal bytes */
     *summary = (posattn_kv_summary){
         .n_kv_heads = n_kv_heads,
         .max_keys = max_keys,
