@@ -288,12 +288,16 @@ ALIBI_INLINE double pass2_exp_sum(const alibi_logits *c, int keys, int mask, int
  * form a subnormal (a microcode assist of about 100 cycles per vector on Intel): e_j / sum < 2^-125 exactly when
  * e_j < 2^-125 sum, and for a float e_j exactly when e_j is below that product rounded up to float, so the decision
  * is the scalar path's. A NaN (e_j or sum) is never flushed. */
-ALIBI_INLINE void pass3_scale(float *probs, int64_t lo, int64_t hi, double sum) {
-    const int64_t V = ALIBI_LANES;
+static inline float output_floor(double sum) {
     const double floor_f64 = (double)POSATTN_OUTPUT_FLUSH_BELOW * sum; /* a power of 2 times sum: exact */
     float floor_f32 = (float)floor_f64;
     if ((double)floor_f32 < floor_f64) floor_f32 = nextafterf(floor_f32, INFINITY);
-    const vf inv = vf_set1((float)(1.0 / sum)), below = vf_set1(floor_f32);
+    return floor_f32;
+}
+
+ALIBI_INLINE void pass3_scale(float *probs, int64_t lo, int64_t hi, double sum) {
+    const int64_t V = ALIBI_LANES;
+    const vf inv = vf_set1((float)(1.0 / sum)), below = vf_set1(output_floor(sum));
     int64_t j = lo;
     for (; j + 4 * V <= hi; j += 4 * V) {
         const vf e0 = vf_load(probs + j), e1 = vf_load(probs + j + V);
@@ -317,6 +321,56 @@ ALIBI_INLINE void pass3_scale(float *probs, int64_t lo, int64_t hi, double sum) 
 /* The row                                                                                                      */
 /* ---------------------------------------------------------------------------------------------------------- */
 
+/* A row of at most 2 vectors of valid keys (decode over a short cache, a local window), all three passes in
+ * registers: a long row's passes cost about 40 ns of fixed work per row (loop set-up, prefetch plan, stores and
+ * reloads), more than 16 keys' arithmetic. The same operations in the same order as the passes, so the same bits:
+ * the logits, their maximum, exp_flushed, the float32 sum of at most 2 terms per lane widened once, the output
+ * flush and the scaling. c holds the row's logit fields; [lo, hi) is not empty. */
+ALIBI_INLINE void softmax_row_short(const posattn_softmax_row *row, const alibi_logits *c, int keys, int mask,
+                                    int softcap, vf qk_lo) {
+    const int64_t V = ALIBI_LANES, lo = row->lo, hi = row->hi;
+    const int64_t n0 = hi - lo < V ? hi - lo : V, n1 = hi - lo - n0;
+    const vf x0 = n0 == V ? logits(c, keys, mask, softcap, lo, V, 1, qk_lo)
+                          : logits_tail(c, keys, mask, softcap, lo, n0, qk_lo);
+    const vf qk1 = vf_sub(qk_lo, vf_set1((float)V));
+    const vf x1 = n1 == V   ? logits(c, keys, mask, softcap, lo + V, V, 1, qk1)
+                  : n1 > 0 ? logits_tail(c, keys, mask, softcap, lo + V, n1, qk1)
+                           : vf_set1(-INFINITY);
+    float mx = vf_reduce_max(vf_max_ign(x0, x1));
+    int sink_is_nan = 0;
+    if (row->has_sink) {
+        sink_is_nan = isnan(row->sink);
+        mx = fmaxf(mx, row->sink);
+    }
+    float *probs = row->probs;
+    if (mx == -INFINITY) { /* as in softmax_row_body */
+        const int has_nan = sink_is_nan || vm_any(vm_or(vm_isnan(x0), vm_isnan(x1)));
+        fill_f32(probs, lo, hi, has_nan ? NAN : 0.0f);
+        if (row->lse) *row->lse = has_nan ? NAN : -INFINITY;
+        return;
+    }
+    const vf mxv = vf_set1(mx), flush = vf_set1(POSATTN_EXP_FLUSH_BELOW);
+    const vf d0 = vf_sub(x0, mxv), d1 = vf_sub(x1, mxv);
+    const vm keep0 = vm_nlt(d0, flush), keep1 = vm_nlt(d1, flush);
+    const vf e0 = vm_any(keep0) ? exp_flushed(d0, keep0) : vf_zero();
+    const vf e1 = vm_any(keep1) ? exp_flushed(d1, keep1) : vf_zero();
+    double sum = vd_reduce_add(vd_widen_add(vd_zero(), vf_add(vf_add(vf_zero(), e0), e1)));
+    if (row->has_sink) sum += (double)flushed_expf(row->sink - mx);
+    const vf inv = vf_set1((float)(1.0 / sum)), below = vf_set1(output_floor(sum));
+    const vf p0 = vf_mulz(vm_nlt(e0, below), e0, inv), p1 = vf_mulz(vm_nlt(e1, below), e1, inv);
+    if (n0 == V) {
+        vf_store(probs + lo, p0);
+    } else {
+        vf_store_part(probs + lo, p0, n0);
+    }
+    if (n1 == V) {
+        vf_store(probs + lo + V, p1);
+    } else if (n1 > 0) {
+        vf_store_part(probs + lo + V, p1, n1);
+    }
+    if (row->lse) *row->lse = (float)((double)mx + log(sum));
+}
+
 /* The body of every softmax row variant; keys, mask and softcap are compile-time constants in the specialised
  * variants and run-time values in the generic one. */
 ALIBI_INLINE void softmax_row_body(const posattn_softmax_row *row, int keys, int mask, int softcap) {
@@ -328,7 +382,6 @@ ALIBI_INLINE void softmax_row_body(const posattn_softmax_row *row, int keys, int
     const int64_t lo = row->lo, hi = row->hi;
     fill_f32(probs, 0, lo, 0.0f);
     fill_f32(probs, hi, row->nk, 0.0f);
-    posattn_row_prefetch pf = posattn_row_prefetch_of(row); /* the next row: see kernels.h */
 
     alibi_logits c;
     c.scores = row->scores;
@@ -341,6 +394,11 @@ ALIBI_INLINE void softmax_row_body(const posattn_softmax_row *row, int keys, int
     alibi_keys_init(&c.keys, &row->keys);
     if (keys >= KEYS_ND) alibi_nd_init(&c.nd, &row->nd, &row->keys, row->nk);
     const vf qk_lo = keys == KEYS_IOTA ? iota_distances_at(row->q_pos, lo) : vf_zero();
+    if (hi > lo && hi - lo <= 2 * ALIBI_LANES) {
+        softmax_row_short(row, &c, keys, mask, softcap, qk_lo);
+        return;
+    }
+    posattn_row_prefetch pf = posattn_row_prefetch_of(row); /* the next row: see kernels.h */
 
     float mx = pass1_logits_max(&c, keys, mask, softcap, stored, probs, lo, hi, qk_lo);
     int sink_is_nan = 0;
