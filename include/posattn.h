@@ -891,6 +891,23 @@ POSATTN_API posattn_status posattn_attention_far_field(const posattn_attention_t
                                                        const posattn_softmax_options *options,
                                                        posattn_far_field *far, int64_t row_begin, int64_t row_end);
 
+/*
+ * Split-KV with far-field skipping: posattn_attention_partial's contract (partials of rows [row_begin, row_end) over
+ * the keys [key_begin, key_end), merged by posattn_attention_merge) with posattn_attention_far_field's walk inside
+ * the range. A range stops when what it leaves unread weighs at most eps of its own sum, which is at most eps of
+ * the row's: the merged outputs obey posattn_attention_far_field's bound, with the merge's 2 u per range added.
+ * far->summary must cover all t->nk keys; the scratch is per call (one per thread). far->keys_read counts the
+ * range's keys read. Errors: those of posattn_attention_partial and of posattn_attention_far_field (OVERLAP also
+ * for a scratch overlapping the partials).
+ */
+POSATTN_API posattn_status posattn_attention_far_field_partial(const posattn_attention_tensors *t, float scale,
+                                                               const float *slopes,
+                                                               const posattn_positions *positions,
+                                                               const posattn_softmax_options *options,
+                                                               posattn_far_field *far, int64_t key_begin,
+                                                               int64_t key_end, double *partials,
+                                                               int64_t row_begin, int64_t row_end);
+
 #ifdef __cplusplus
 }
 #endif

@@ -258,6 +258,21 @@ posattn_status posattn_attention_partials_size(int64_t n_heads, int64_t nq, int6
     return POSATTN_OK;
 }
 
+posattn_status posattn_attention_check_partials(const attention_call *c, const double *partials, int64_t key_begin,
+                                                int64_t key_end, span *partial_bytes) {
+    if (!partials) return POSATTN_ERR_NULL;
+    if (key_begin < 0 || key_end < key_begin || key_end > c->t.nk) return POSATTN_ERR_KEY_RANGE;
+    size_t bytes;
+    posattn_status st = posattn_attention_partials_size(c->t.n_heads, c->t.nq, c->t.dv, &bytes);
+    if (st) return st;
+    *partial_bytes = (span){(uintptr_t)partials, (uintptr_t)partials + bytes};
+    if (partial_bytes->end < partial_bytes->begin) return POSATTN_ERR_OVERFLOW;
+    for (size_t n = 0; n < sizeof c->inputs / sizeof c->inputs[0]; ++n) {
+        if (posattn_spans_overlap(*partial_bytes, c->inputs[n])) return POSATTN_ERR_OVERLAP;
+    }
+    return POSATTN_OK;
+}
+
 posattn_status posattn_attention_partial(const posattn_attention_tensors *t, float scale, const float *slopes,
                                          const posattn_positions *positions, const posattn_softmax_options *options,
                                          int64_t key_begin, int64_t key_end, double *partials, int64_t row_begin,
@@ -265,15 +280,8 @@ posattn_status posattn_attention_partial(const posattn_attention_tensors *t, flo
     attention_call c;
     posattn_status st = posattn_attention_prepare(&c, t, scale, slopes, positions, options, row_begin, row_end, 0);
     if (st) return st;
-    if (!partials) return POSATTN_ERR_NULL;
-    if (key_begin < 0 || key_end < key_begin || key_end > c.t.nk) return POSATTN_ERR_KEY_RANGE;
-    size_t bytes;
-    if ((st = posattn_attention_partials_size(c.t.n_heads, c.t.nq, c.t.dv, &bytes))) return st;
-    const span partial_bytes = {(uintptr_t)partials, (uintptr_t)partials + bytes};
-    if (partial_bytes.end < partial_bytes.begin) return POSATTN_ERR_OVERFLOW;
-    for (size_t n = 0; n < sizeof c.inputs / sizeof c.inputs[0]; ++n) {
-        if (posattn_spans_overlap(partial_bytes, c.inputs[n])) return POSATTN_ERR_OVERLAP;
-    }
+    span partial_bytes;
+    if ((st = posattn_attention_check_partials(&c, partials, key_begin, key_end, &partial_bytes))) return st;
     if (row_begin < row_end) run_tiles(&c, key_begin, key_end, partials, row_begin, row_end);
     return POSATTN_OK;
 }

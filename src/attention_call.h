@@ -37,6 +37,12 @@ POSATTN_HIDDEN posattn_status posattn_attention_prepare(attention_call *c, const
                                                         const posattn_softmax_options *options, int64_t row_begin,
                                                         int64_t row_end, int need_out);
 
+/* The checks of a partial call's own arguments (NULL, KEY_RANGE, OVERFLOW, OVERLAP with an input); *partial_bytes
+ * receives the buffer's span. */
+POSATTN_HIDDEN posattn_status posattn_attention_check_partials(const attention_call *c, const double *partials,
+                                                               int64_t key_begin, int64_t key_end,
+                                                               span *partial_bytes);
+
 /* One row's fields for the kernel (head h, query i), its valid keys clipped to [key_begin, key_end). */
 POSATTN_HIDDEN posattn_attention_row posattn_attention_row_of(const attention_call *c, int64_t h, int64_t i,
                                                               int64_t key_begin, int64_t key_end);

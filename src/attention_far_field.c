@@ -220,14 +220,13 @@ static int64_t valid_in_block(const posattn_attention_row *row, int64_t b) {
     return j1 > j0 ? j1 - j0 : 0;
 }
 
-/* Row (h, i) into its output: every key when its bias cannot be bounded, else the skipping walk. Returns the keys
- * read. */
+/* Row (h, i) over its valid keys in [key_begin, key_end) into the running state s: every key when its bias cannot
+ * be bounded, else the skipping walk. Returns the keys read. */
 static int64_t far_field_row(const attention_call *c, const posattn_far_field *far, int64_t h, int64_t i,
-                             double *bound, unsigned char *visited, row_state *s) {
+                             int64_t key_begin, int64_t key_end, double *bound, unsigned char *visited, row_state *s) {
     const posattn_attention_tensors *t = &c->t;
     const posattn_kv_summary *sum = far->summary;
-    const posattn_attention_row row = posattn_attention_row_of(c, h, i, 0, t->nk);
-    const int64_t r = h * t->nq + i;
+    const posattn_attention_row row = posattn_attention_row_of(c, h, i, key_begin, key_end);
     s->m = -INFINITY;
     s->l = 0.0;
     memset(s->a, 0, (size_t)t->dv * sizeof(double));
@@ -295,10 +294,37 @@ static int64_t far_field_row(const attention_call *c, const posattn_far_field *f
             threshold = next < threshold - 30.0 ? next : threshold - 30.0;
         }
     }
-    const posattn_softmax_options *o = c->o;
-    posattn_attention_finish(t->out + i * t->o_tok_stride + h * t->o_head_stride, o->lse ? o->lse + r : NULL, t->dv,
-                             o->sinks != NULL, o->sinks ? o->sinks[h] : 0.0f, s->m, s->l, s->a);
     return read;
+}
+
+/* Every check of a far-field call beyond its attention call's; the scratch laid out into s, bound and visited. */
+static posattn_status far_field_begin(const attention_call *c, const posattn_far_field *far, span partial_bytes,
+                                      row_state *s, double **bound, unsigned char **visited) {
+    if (!far || !far->summary || !far->scratch || !far->summary->key_norm) return POSATTN_ERR_NULL;
+    const posattn_kv_summary *sum = far->summary;
+    if (sum->n_kv_heads != c->t.n_kv_heads) return POSATTN_ERR_SIZE;
+    if (sum->n_keys < c->t.nk) return POSATTN_ERR_KEY_RANGE;
+    /* Positions shared by all heads must be those summarised, so at least their axes must agree (per-head key
+     * positions are not summarised: their rows read every key). */
+    if (c->pos.p.k_head_stride == 0 && (c->pos.p.axes ? c->pos.p.axes : 1) != sum->axes) return POSATTN_ERR_AXES;
+    if (!(far->eps >= 0.0f && far->eps <= 0x1p-10f)) return POSATTN_ERR_SCALE;
+    size_t need;
+    posattn_status st = posattn_far_field_scratch_size(c->t.nk, c->t.dv, &need);
+    if (st) return st;
+    if (far->scratch_bytes < need) return POSATTN_ERR_SIZE;
+    const span scratch = {(uintptr_t)far->scratch, (uintptr_t)far->scratch + need};
+    if (posattn_spans_overlap(scratch, c->out) || posattn_spans_overlap(scratch, c->lse) ||
+        posattn_spans_overlap(scratch, partial_bytes)) {
+        return POSATTN_ERR_OVERLAP;
+    }
+    for (size_t n = 0; n < sizeof c->inputs / sizeof c->inputs[0]; ++n) {
+        if (posattn_spans_overlap(scratch, c->inputs[n])) return POSATTN_ERR_OVERLAP;
+    }
+    double *d = far->scratch;
+    *s = (row_state){.a = d, .part = d + c->t.dv};
+    *bound = d + 2 * c->t.dv + 4;
+    *visited = (unsigned char *)(*bound + blocks_of(c->t.nk));
+    return POSATTN_OK;
 }
 
 posattn_status posattn_attention_far_field(const posattn_attention_tensors *t, float scale, const float *slopes,
@@ -308,30 +334,43 @@ posattn_status posattn_attention_far_field(const posattn_attention_tensors *t, f
     attention_call c;
     posattn_status st = posattn_attention_prepare(&c, t, scale, slopes, positions, options, row_begin, row_end, 1);
     if (st) return st;
-    if (!far || !far->summary || !far->scratch || !far->summary->key_norm) return POSATTN_ERR_NULL;
-    const posattn_kv_summary *sum = far->summary;
-    if (sum->n_kv_heads != c.t.n_kv_heads) return POSATTN_ERR_SIZE;
-    if (sum->n_keys < c.t.nk) return POSATTN_ERR_KEY_RANGE;
-    /* Positions shared by all heads must be those summarised, so at least their axes must agree (per-head key
-     * positions are not summarised: their rows read every key). */
-    if (c.pos.p.k_head_stride == 0 && (c.pos.p.axes ? c.pos.p.axes : 1) != sum->axes) return POSATTN_ERR_AXES;
-    if (!(far->eps >= 0.0f && far->eps <= 0x1p-10f)) return POSATTN_ERR_SCALE;
-    size_t need;
-    if ((st = posattn_far_field_scratch_size(c.t.nk, c.t.dv, &need))) return st;
-    if (far->scratch_bytes < need) return POSATTN_ERR_SIZE;
-    const span scratch = {(uintptr_t)far->scratch, (uintptr_t)far->scratch + need};
-    if (posattn_spans_overlap(scratch, c.out) || posattn_spans_overlap(scratch, c.lse)) return POSATTN_ERR_OVERLAP;
-    for (size_t n = 0; n < sizeof c.inputs / sizeof c.inputs[0]; ++n) {
-        if (posattn_spans_overlap(scratch, c.inputs[n])) return POSATTN_ERR_OVERLAP;
-    }
-
-    double *d = far->scratch;
-    row_state s = {.a = d, .part = d + c.t.dv};
-    double *bound = d + 2 * c.t.dv + 4;
-    unsigned char *visited = (unsigned char *)(bound + blocks_of(c.t.nk));
+    row_state s;
+    double *bound;
+    unsigned char *visited;
+    if ((st = far_field_begin(&c, far, (span){0, 0}, &s, &bound, &visited))) return st;
+    const posattn_softmax_options *o = c.o;
     int64_t read = 0;
     for (int64_t r = row_begin; r < row_end; ++r) {
-        read += far_field_row(&c, far, r / c.t.nq, r % c.t.nq, bound, visited, &s);
+        const int64_t h = r / c.t.nq, i = r % c.t.nq;
+        read += far_field_row(&c, far, h, i, 0, c.t.nk, bound, visited, &s);
+        posattn_attention_finish(c.t.out + i * c.t.o_tok_stride + h * c.t.o_head_stride, o->lse ? o->lse + r : NULL,
+                                 c.t.dv, o->sinks != NULL, o->sinks ? o->sinks[h] : 0.0f, s.m, s.l, s.a);
+    }
+    far->keys_read = read;
+    return POSATTN_OK;
+}
+
+posattn_status posattn_attention_far_field_partial(const posattn_attention_tensors *t, float scale,
+                                                   const float *slopes, const posattn_positions *positions,
+                                                   const posattn_softmax_options *options, posattn_far_field *far,
+                                                   int64_t key_begin, int64_t key_end, double *partials,
+                                                   int64_t row_begin, int64_t row_end) {
+    attention_call c;
+    posattn_status st = posattn_attention_prepare(&c, t, scale, slopes, positions, options, row_begin, row_end, 0);
+    if (st) return st;
+    span partial_bytes;
+    if ((st = posattn_attention_check_partials(&c, partials, key_begin, key_end, &partial_bytes))) return st;
+    row_state s;
+    double *bound;
+    unsigned char *visited;
+    if ((st = far_field_begin(&c, far, partial_bytes, &s, &bound, &visited))) return st;
+    const int64_t dv = c.t.dv;
+    int64_t read = 0;
+    for (int64_t r = row_begin; r < row_end; ++r) {
+        read += far_field_row(&c, far, r / c.t.nq, r % c.t.nq, key_begin, key_end, bound, visited, &s);
+        double *out = partials + r * (dv + 2);
+        out[0] = s.m, out[1] = s.l;
+        memcpy(out + 2, s.a, (size_t)dv * sizeof(double));
     }
     far->keys_read = read;
     return POSATTN_OK;

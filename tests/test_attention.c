@@ -677,6 +677,45 @@ static void check_far_field(attn_buffers *b, const expected *e, far_state *f, fl
     check_against_oracle(b, e, 0, b->c.H * b->c.nq, 2.0 * ranges, eps > 0.0f ? (double)eps : 0x1p-24, label);
 }
 
+/* Split-KV with skipping inside each range (posattn_attention_far_field_partial), merged: the same bound with the
+ * merge's 2 u per range added. */
+static void check_far_field_split(attn_buffers *b, const expected *e, far_state *f, rng *g, const char *what) {
+    const attn_case *c = &b->c;
+    const int n = 1 + (int)rng_below(g, 4);
+    int64_t cuts[5];
+    random_cuts(g, c->nk, n, cuts);
+    size_t bytes = 0;
+    ck_assert_int_eq(posattn_attention_partials_size(c->H, c->nq, c->dv, &bytes), POSATTN_OK);
+    guarded parts[4];
+    const double *ptrs[4];
+    int64_t read = 0;
+    for (int k = 0; k < n; ++k) {
+        parts[k] = guarded_output(bytes / sizeof(double), sizeof(double), k % 2);
+        memset(parts[k].data, 0xFF, bytes);
+        posattn_far_field far = {.summary = &f->summary, .scratch = f->scratch, .scratch_bytes = f->scratch_bytes,
+                                 .keys_read = -1};
+        const posattn_status st = posattn_attention_far_field_partial(&b->t, b->scale, slopes_of(b), b->pos_arg,
+                                                                      options_of(b), &far, cuts[k], cuts[k + 1],
+                                                                      parts[k].data, 0, c->H * c->nq);
+        CHECK(st == POSATTN_OK, "%s: far-field partial over keys [%" PRId64 ", %" PRId64 ") returned %s", what,
+              cuts[k], cuts[k + 1], posattn_status_string(st));
+        CHECK(far.keys_read >= 0 && far.keys_read <= c->H * c->nq * (cuts[k + 1] - cuts[k]),
+              "%s: keys_read %" PRId64 " over a range of %" PRId64 " keys", what, far.keys_read, cuts[k + 1] - cuts[k]);
+        read += far.keys_read;
+        guarded_check(&parts[k], "partials");
+        ptrs[k] = parts[k].data;
+    }
+    reset_outputs(b);
+    const posattn_status st = posattn_attention_merge(&b->t, options_of(b), ptrs, n, 0, c->H * c->nq);
+    CHECK(st == POSATTN_OK, "%s: merge of %d far-field ranges returned %s", what, n, posattn_status_string(st));
+    for (int k = 0; k < n; ++k) guarded_free(&parts[k]);
+    const double blocks = (double)((c->nk + POSATTN_KV_SUMMARY_BLOCK - 1) / POSATTN_KV_SUMMARY_BLOCK);
+    char label[240];
+    snprintf(label, sizeof label, "%s, far-field skipping split into %d key ranges (%" PRId64 " keys read)", what, n,
+             read);
+    check_against_oracle(b, e, 0, c->H * c->nq, 2.0 * (blocks + n), 0x1p-24, label);
+}
+
 enum { CHECK_ROWS = 1, CHECK_SPLIT = 2 };
 
 /* Builds the case once, then on every ISA: the whole call against the oracle, and the requested splits. */
@@ -703,6 +742,7 @@ static void run_case(const attn_case *c, uint64_t case_number, unsigned checks, 
         if (checks & CHECK_SPLIT) check_key_split(&b, &split_rng, &e, label);
         far_state f = far_prepare(&b, &split_rng);
         check_far_field(&b, &e, &f, 0.0f, label);
+        if (checks & CHECK_SPLIT) check_far_field_split(&b, &e, &f, &split_rng, label);
         far_free(&f);
     }
     expected_free(&e);
@@ -1423,6 +1463,7 @@ static void run_far_case(int variant, posattn_kv_type type, int64_t nk, uint64_t
         if (!enter_isa(isa)) continue;
         far_state f = far_prepare(&b, &sr);
         check_far_field(&b, &e, &f, 0.0f, label);
+        check_far_field_split(&b, &e, &f, &sr, label);
         if (variant == FAR_TIGHT) check_far_field(&b, &e, &f, 0x1p-10f, label); /* the largest eps allowed */
         /* keys_read of this call, again (the check resets outputs and calls once). */
         posattn_far_field far = {.summary = &f.summary, .scratch = f.scratch, .scratch_bytes = f.scratch_bytes};
@@ -1566,6 +1607,34 @@ START_TEST(test_far_field_summaries) {
                      POSATTN_ERR_OVERLAP);
     const float *out = b.out.data;
     for (int64_t k = 0; k < b.out_extent; ++k) ck_assert(same_bits(out[k], untouched_pattern()));
+
+    /* The partial call's own errors, partials and keys_read untouched. */
+    size_t part_bytes;
+    ck_assert_int_eq(posattn_attention_partials_size(4, 1, 48, &part_bytes), POSATTN_OK);
+    double *parts = malloc(part_bytes + scratch_bytes);
+    ck_assert(parts);
+    memset(parts, 0xA5, part_bytes);
+    far = (posattn_far_field){.summary = &a, .scratch = scratch, .scratch_bytes = scratch_bytes, .keys_read = -7};
+    ck_assert_int_eq(posattn_attention_far_field_partial(&b.t, b.scale, slopes_of(&b), b.pos_arg, NULL, &far, 0, 300,
+                                                         NULL, 0, 4),
+                     POSATTN_ERR_NULL);
+    ck_assert_int_eq(posattn_attention_far_field_partial(&b.t, b.scale, slopes_of(&b), b.pos_arg, NULL, &far, 10, 301,
+                                                         parts, 0, 4),
+                     POSATTN_ERR_KEY_RANGE);
+    ck_assert_int_eq(posattn_attention_far_field_partial(&b.t, b.scale, slopes_of(&b), b.pos_arg, NULL, &far, 20, 10,
+                                                         parts, 0, 4),
+                     POSATTN_ERR_KEY_RANGE);
+    far.scratch = (char *)parts + part_bytes / 2; /* on the partials */
+    ck_assert_int_eq(posattn_attention_far_field_partial(&b.t, b.scale, slopes_of(&b), b.pos_arg, NULL, &far, 0, 300,
+                                                         parts, 0, 4),
+                     POSATTN_ERR_OVERLAP);
+    far.scratch = scratch, far.summary = &short_summary;
+    ck_assert_int_eq(posattn_attention_far_field_partial(&b.t, b.scale, slopes_of(&b), b.pos_arg, NULL, &far, 0, 300,
+                                                         parts, 0, 4),
+                     POSATTN_ERR_KEY_RANGE);
+    ck_assert_int_eq(far.keys_read, -7);
+    for (size_t k = 0; k < part_bytes; ++k) ck_assert_uint_eq(((unsigned char *)parts)[k], 0xA5u);
+    free(parts);
     free(scratch), free(once), free(stepwise);
     free_case(&b);
 }
