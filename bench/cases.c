@@ -69,7 +69,11 @@ static const pab_shape shapes[] = {
     {"timeseries_h8_n2048", 8, 2048, 2048, 0, 1, 0, 0},
     {"decode_h32_nq1_nk16", 32, 1, 16, 0, 0, 1, 0}, /* the fixed cost of a row (issue 16: <= 20 ns) */
 };
-enum { PAB_SHAPE_COUNT = sizeof shapes / sizeof shapes[0], PAB_MT_SHAPE = 5 /* prefill_h32_n1024 */ };
+enum {
+    PAB_SHAPE_COUNT = sizeof shapes / sizeof shapes[0],
+    PAB_MT_SHAPE = 5,       /* prefill_h32_n1024 */
+    PAB_GGML_MASK_SHAPE = 7 /* prefill_h8_n4096 */
+};
 
 /* ------------------------------------------------------------------------------------------------------------ */
 /* The shape's buffers, one-slot cache                                                                            */
@@ -224,7 +228,8 @@ typedef enum pab_family {
     PAB_XNNPACK,        /* XNNPACK softmax on precomputed logits */
     PAB_XNNPACK_BIAS,   /* scale*S + B, then XNNPACK softmax in place */
     PAB_NAIVE,          /* plain multi-pass C */
-    PAB_MT              /* posattn_alibi_softmax, rows split over threads */
+    PAB_MT,             /* posattn_alibi_softmax, rows split over threads */
+    PAB_GGML_MASK       /* posattn_alibi_softmax as ggml calls it: ALiBi from a mask -|i - j| shared by the heads */
 } pab_family;
 
 typedef struct pab_impl {
@@ -312,6 +317,10 @@ static void build_cases(void) {
                 }
             }
         }
+        if (k == PAB_GGML_MASK_SHAPE) {
+            /* ggml's call (issue 16: at most 1.15x the positions-in-kernel call on the same shape, best ISA) */
+            add_case(PAB_GGML_MASK, best, s, 0, "alibi_softmax_ggml_mask", posattn_isa_name(best), 8);
+        }
     }
 }
 
@@ -360,6 +369,7 @@ typedef struct pab_ctx {
     pab_xnnpack *xnnpack;
     pab_pool *pool;
     pab_worker workers[64];
+    float *mask; /* PAB_GGML_MASK: [nq][nk] */
 } pab_ctx;
 
 static posattn_status softmax_rows(pab_ctx *x, size_t set, int64_t row_begin, int64_t row_end) {
@@ -432,7 +442,8 @@ static posattn_status run_once(pab_ctx *x) {
     const float *scores = d->scores + set * d->stride;
     float *probs = d->probs + set * d->stride;
     switch (x->im->family) {
-    case PAB_SOFTMAX: return softmax_rows(x, set, 0, d->rows);
+    case PAB_SOFTMAX:
+    case PAB_GGML_MASK: return softmax_rows(x, set, 0, d->rows);
     case PAB_BIAS:
         return posattn_alibi_bias(s->heads, s->nq, s->nk, d->slopes, d->positions_arg, probs, 0, 0, 0, d->rows);
     case PAB_MEMCPY:
@@ -477,6 +488,7 @@ void pab_run(void *ctx) { (void)run_once(ctx); }
 static const char *check_output(const pab_ctx *x, size_t set) {
     switch (x->im->family) {
     case PAB_SOFTMAX:
+    case PAB_GGML_MASK:
     case PAB_ONEDNN:
     case PAB_ONEDNN_BIAS:
     case PAB_XNNPACK:
@@ -530,6 +542,21 @@ static const char *prepare_family(pab_ctx *x) {
         if (im->shape->causal) x->options.flags = POSATTN_CAUSAL;
         if (im->family == PAB_MT && !(x->pool = pool_create(x, im->threads))) return "could not start the threads";
         return NULL;
+    case PAB_GGML_MASK: {
+        /* llama.cpp's ALiBi: the mask holds -|p_i - p_j| (here the default positions), soft_max_ext multiplies
+         * it by the head's slope; one mask for all heads. The same logits as positions in the kernel. */
+        if (posattn_force_isa(im->isa) != POSATTN_OK) return isa_unsupported;
+        const pab_shape *s = im->shape;
+        if (!(x->mask = alloc64((size_t)(s->nq * s->nk) * sizeof(float)))) return "out of memory";
+        for (int64_t i = 0; i < s->nq; ++i) {
+            const int64_t q = s->nk - s->nq + i;
+            for (int64_t j = 0; j < s->nk; ++j) x->mask[i * s->nk + j] = -(float)(q > j ? q - j : j - q);
+        }
+        x->options.flags = POSATTN_MASK_TIMES_SLOPE | (s->causal ? POSATTN_CAUSAL : 0u);
+        x->options.mask = x->mask;
+        x->options.mask_type = POSATTN_MASK_F32;
+        return NULL;
+    }
     case PAB_MEMCPY: return NULL;
     case PAB_SLEEF:
         if (!posattn_isa_supported(im->isa)) return isa_unsupported;
@@ -578,6 +605,7 @@ void pab_finish(void *ctx) {
     pab_xnnpack_destroy(x->xnnpack);
 #endif
     posattn_force_isa(POSATTN_ISA_AUTO);
+    free(x->mask);
     free(x);
 }
 

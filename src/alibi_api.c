@@ -82,6 +82,92 @@ posattn_status posattn_alibi_bias(int64_t n_heads, int64_t nq, int64_t nk, const
     return POSATTN_OK;
 }
 
+/* A validated posattn_alibi_softmax call: what every row of it shares. */
+typedef struct softmax_call {
+    posattn_shape s;
+    const float *scores;
+    float *probs;
+    rows_layout in, out;
+    float scale;
+    const float *slopes;
+    const posattn_positions *pos;
+    const posattn_softmax_options *o;
+    int64_t mask_row_stride;
+    size_t mask_elem;
+    int mask_is_f16, mask_times_slope, causal;
+    posattn_alibi_softmax_row_kernel *kernel;
+} softmax_call;
+
+/* Row (h, i) = r of the call, its valid keys [lo, hi); the next row to be run (for the kernel's prefetch, kernels.h)
+ * is (h1, i1) with keys [lo1, hi1), or none when h1 < 0. */
+static void run_row(const softmax_call *k, int64_t h, int64_t i, int64_t lo, int64_t hi, int64_t h1, int64_t i1,
+                    int64_t lo1, int64_t hi1) {
+    const posattn_softmax_options *o = k->o;
+    const int64_t r = h * k->s.nq + i;
+    posattn_row_positions rp = {0};
+    if (!k->mask_times_slope) rp = posattn_row_positions_of(k->slopes, k->pos, k->s, h, i);
+    posattn_softmax_row row = {
+        .scores = k->scores + h * k->in.head_stride + i * k->in.row_stride,
+        .probs = k->probs + h * k->out.head_stride + i * k->out.row_stride,
+        .nk = k->s.nk,
+        .scale = k->scale,
+        .softcap = o->softcap,
+        .slope = rp.slope,
+        .q_pos = k->mask_times_slope ? posattn_query_position(k->pos, k->s, h, i) : rp.q_pos,
+        .keys = k->mask_times_slope ? posattn_key_positions_of(k->pos, h) : rp.keys,
+        .nd = rp.slope != 0.0f ? rp.nd : (posattn_nd_positions){0},
+        .mask = o->mask ? (const char *)o->mask + (size_t)(h * o->mask_head_stride + i * k->mask_row_stride) *
+                                                      k->mask_elem
+                        : NULL,
+        .mask_is_f16 = k->mask_is_f16,
+        .mask_scale = k->mask_times_slope ? k->slopes[h] : 1.0f,
+        .has_sink = o->sinks != NULL,
+        .sink = o->sinks ? o->sinks[h] : 0.0f,
+        .lse = o->lse ? o->lse + r : NULL,
+        .lo = lo,
+        .hi = hi,
+    };
+    if (h1 >= 0) {
+        row.next_scores = k->scores + h1 * k->in.head_stride + i1 * k->in.row_stride + lo1;
+        row.next_scores_n = hi1 - lo1;
+        row.next_probs = k->probs + h1 * k->out.head_stride + i1 * k->out.row_stride;
+    }
+    k->kernel(&row);
+}
+
+/* Rows in their order r = h nq + i. Head and query advance with the row instead of two 64-bit divisions per row
+ * (and two more for the next row): at a few hundred keys per row those divisions cost as much as a pass over the
+ * row. */
+static void run_rows_head_major(const softmax_call *k, int64_t row_begin, int64_t row_end) {
+    const int64_t nq = k->s.nq;
+    int64_t h = row_begin / nq, i = row_begin % nq, lo, hi;
+    posattn_valid_keys(k->s, i, k->causal, k->o->window, &lo, &hi);
+    for (int64_t r = row_begin; r < row_end; ++r) {
+        const int64_t h1 = i + 1 < nq ? h : h + 1, i1 = i + 1 < nq ? i + 1 : 0; /* row r + 1 */
+        int64_t lo1 = 0, hi1 = 0; /* the next row's keys, found once: for the prefetch here and its own call next */
+        if (r + 1 < row_end) posattn_valid_keys(k->s, i1, k->causal, k->o->window, &lo1, &hi1);
+        run_row(k, h, i, lo, hi, r + 1 < row_end ? h1 : -1, i1, lo1, hi1);
+        h = h1, i = i1, lo = lo1, hi = hi1;
+    }
+}
+
+/* Rows query by query, every head of a query in turn: with a mask shared by all heads (mask_head_stride 0, as
+ * ggml's), a mask row is then read from memory once and from cache by the other heads, instead of once per head.
+ * The rows of [row_begin, row_end) only, each once; the valid keys depend on the query alone. */
+static void run_rows_query_major(const softmax_call *k, int64_t row_begin, int64_t row_end) {
+    const int64_t nq = k->s.nq, h_first = row_begin / nq, h_end = (row_end - 1) / nq + 1;
+    for (int64_t i = 0; i < nq; ++i) {
+        int64_t lo, hi;
+        posattn_valid_keys(k->s, i, k->causal, k->o->window, &lo, &hi);
+        for (int64_t h = h_first; h < h_end; ++h) {
+            const int64_t r = h * nq + i;
+            if (r < row_begin || r >= row_end) continue;
+            const int64_t h1 = h + 1 < h_end && r + nq < row_end ? h + 1 : -1; /* the next head, same query */
+            run_row(k, h, i, lo, hi, h1, i, lo, hi);
+        }
+    }
+}
+
 posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, const float *scores,
                                      int64_t s_row_stride, int64_t s_head_stride, float *probs, int64_t p_row_stride,
                                      int64_t p_head_stride, float scale, const float *slopes,
@@ -129,48 +215,27 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
         }
     }
 
-    posattn_alibi_softmax_row_kernel *const softmax_row = posattn_dispatch_alibi_softmax_row();
-    int mask_times_slope = (o->flags & POSATTN_MASK_TIMES_SLOPE) != 0;
-    size_t mask_elem = mask_is_f16 ? sizeof(uint16_t) : sizeof(float);
-    /* Head and query advance with the row instead of two 64-bit divisions per row (and two more for the next
-     * row): at a few hundred keys per row those divisions cost as much as a pass over the row. */
-    const int causal = (o->flags & POSATTN_CAUSAL) != 0;
-    int64_t h = row_begin / nq, i = row_begin % nq, lo, hi;
-    posattn_valid_keys(s, i, causal, o->window, &lo, &hi);
-    for (int64_t r = row_begin; r < row_end; ++r) {
-        const int64_t h1 = i + 1 < nq ? h : h + 1, i1 = i + 1 < nq ? i + 1 : 0; /* row r + 1 */
-        posattn_row_positions rp = {0};
-        if (!mask_times_slope) rp = posattn_row_positions_of(slopes, &pos.p, s, h, i);
-        posattn_softmax_row row = {
-            .scores = scores + h * in.head_stride + i * in.row_stride,
-            .probs = probs + h * out.head_stride + i * out.row_stride,
-            .nk = nk,
-            .scale = scale,
-            .softcap = o->softcap,
-            .slope = rp.slope,
-            .q_pos = mask_times_slope ? posattn_query_position(&pos.p, s, h, i) : rp.q_pos,
-            .keys = mask_times_slope ? posattn_key_positions_of(&pos.p, h) : rp.keys,
-            .nd = rp.slope != 0.0f ? rp.nd : (posattn_nd_positions){0},
-            .mask = o->mask
-                        ? (const char *)o->mask + (size_t)(h * o->mask_head_stride + i * mask_row_stride) * mask_elem
-                        : NULL,
-            .mask_is_f16 = mask_is_f16,
-            .mask_scale = mask_times_slope ? slopes[h] : 1.0f,
-            .has_sink = o->sinks != NULL,
-            .sink = o->sinks ? o->sinks[h] : 0.0f,
-            .lse = o->lse ? o->lse + r : NULL,
-            .lo = lo,
-            .hi = hi,
-        };
-        int64_t lo1 = 0, hi1 = 0; /* the next row's keys, found once: for the prefetch here and its own call next */
-        if (r + 1 < row_end) { /* the next row, for the kernel's prefetch (kernels.h) */
-            posattn_valid_keys(s, i1, causal, o->window, &lo1, &hi1);
-            row.next_scores = scores + h1 * in.head_stride + i1 * in.row_stride + lo1;
-            row.next_scores_n = hi1 - lo1;
-            row.next_probs = probs + h1 * out.head_stride + i1 * out.row_stride;
-        }
-        softmax_row(&row);
-        h = h1, i = i1, lo = lo1, hi = hi1;
+    const softmax_call k = {
+        .s = s,
+        .scores = scores,
+        .probs = probs,
+        .in = in,
+        .out = out,
+        .scale = scale,
+        .slopes = slopes,
+        .pos = &pos.p,
+        .o = o,
+        .mask_row_stride = mask_row_stride,
+        .mask_elem = mask_is_f16 ? sizeof(uint16_t) : sizeof(float),
+        .mask_is_f16 = mask_is_f16,
+        .mask_times_slope = (o->flags & POSATTN_MASK_TIMES_SLOPE) != 0,
+        .causal = (o->flags & POSATTN_CAUSAL) != 0,
+        .kernel = posattn_dispatch_alibi_softmax_row(),
+    };
+    if (o->mask && o->mask_head_stride == 0 && nq > 1 && row_end - row_begin > nq) {
+        run_rows_query_major(&k, row_begin, row_end);
+    } else {
+        run_rows_head_major(&k, row_begin, row_end);
     }
     return POSATTN_OK;
 }
