@@ -95,8 +95,20 @@ typedef struct softmax_call {
     int64_t mask_row_stride;
     size_t mask_elem;
     int mask_is_f16, mask_times_slope, causal;
+    int keys_sorted; /* posattn_softmax_row.keys_sorted, the same for every row */
     posattn_alibi_softmax_row_kernel *kernel;
 } softmax_call;
+
+/* Whether the key positions are one contiguous 1-D array shared by all heads, non-decreasing and without NaN: the
+ * kernels then skip the far keys of long rows in pass 2 by binary search (alibi_generic_softmax.h). Checked once per
+ * call, where it pays: rows too long to keep their logits in L1 (the kernels' threshold), several rows. */
+static int keys_sorted(const posattn_positions *p, int64_t nk, int64_t rows) {
+    if (!p->k || p->axes > 1 || p->k_head_stride != 0 || p->k_stride != 1 || nk <= 4096 || rows < 2) return 0;
+    for (int64_t j = 1; j < nk; ++j) {
+        if (!(p->k[j - 1] <= p->k[j])) return 0; /* NaN fails too */
+    }
+    return p->k[0] == p->k[0];
+}
 
 /* Row (h, i) = r of the call, its valid keys [lo, hi); the next row to be run (for the kernel's prefetch, kernels.h)
  * is (h1, i1) with keys [lo1, hi1), or none when h1 < 0. */
@@ -115,6 +127,7 @@ static void run_row(const softmax_call *k, int64_t h, int64_t i, int64_t lo, int
         .slope = rp.slope,
         .q_pos = k->mask_times_slope ? posattn_query_position(k->pos, k->s, h, i) : rp.q_pos,
         .keys = k->mask_times_slope ? posattn_key_positions_of(k->pos, h) : rp.keys,
+        .keys_sorted = k->keys_sorted,
         .nd = rp.slope != 0.0f ? rp.nd : (posattn_nd_positions){0},
         .mask = o->mask ? (const char *)o->mask + (size_t)(h * o->mask_head_stride + i * k->mask_row_stride) *
                                                       k->mask_elem
@@ -230,6 +243,7 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
         .mask_is_f16 = mask_is_f16,
         .mask_times_slope = (o->flags & POSATTN_MASK_TIMES_SLOPE) != 0,
         .causal = (o->flags & POSATTN_CAUSAL) != 0,
+        .keys_sorted = keys_sorted(&pos.p, nk, row_end - row_begin),
         .kernel = posattn_dispatch_alibi_softmax_row(),
     };
     if (o->mask && o->mask_head_stride == 0 && nq > 1 && row_end - row_begin > nq) {

@@ -122,13 +122,92 @@ static inline void fill_f32(float *dst, int64_t begin, int64_t end, float value)
     if (j < end) vf_store_part(dst + j, vf_set1(value), end - j);
 }
 
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Keys that pass 2 need not visit                                                                              */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+/* A long row's pass 2 forms every logit again (scores and key positions read a second time) only to find most of
+ * them flushed to 0 under a steep slope. With A the largest scaled score fl(scale s_j) of the row, a key at distance
+ * at least D = (A - mx - F + margin) / m from the query (F the flush threshold) has a logit x_j <= A - m D below
+ * mx + F even after the roundings, so its probability is exactly 0 without looking: pass 2 writes zeros there and
+ * visits only the keys nearer than D, found arithmetically for the default positions and by binary search for
+ * sorted ones. The same bits as visiting them. Pass 1 collects A (and whether a score is NaN or infinite, which
+ * turns this off: NaN must reach the sum). Rows without a mask or a softcap, with a slope > 0, 1-D positions that
+ * are the default ones (exact iota) or sorted and contiguous, and too long to store their logits. */
+typedef struct far_scores {
+    vf max;     /* largest fl(scale s_j) per lane */
+    vf special; /* a - a summed: 0, or NaN once a score is NaN or infinite */
+} far_scores;
+
+static inline far_scores far_scores_start(void) {
+    far_scores f = {vf_set1(-INFINITY), vf_zero()};
+    return f;
+}
+
+ALIBI_INLINE void far_scores_add(far_scores *f, const alibi_logits *c, int64_t j, int64_t n) {
+    const int64_t V = ALIBI_LANES;
+    vf a = vf_mul(vf_set1(c->scale), n == V ? vf_load(c->scores + j) : vf_load_part(c->scores + j, n));
+    if (n < V) a = vf_select(vm_first(n), a, vf_zero());
+    f->max = vf_max_ign(f->max, a);
+    f->special = vf_add(f->special, vf_sub(a, a));
+}
+
+/* A, or NaN when a score was NaN or infinite. */
+ALIBI_INLINE float far_scores_max(const far_scores *f) {
+    const double special = vd_reduce_add(vd_widen_add(vd_zero(), f->special));
+    return special == 0.0 ? vf_reduce_max(f->max) : NAN;
+}
+
+static inline int far_skip_possible(int keys, int mask, int softcap) {
+    return (keys == KEYS_IOTA || keys == KEYS_CONTIGUOUS) && mask == MASK_NONE && !softcap;
+}
+
+/* The keys [*near_lo, *near_hi) within [lo, hi) nearer to the query than D (see above); the others' probabilities
+ * are 0. The bound, with u = 2^-24: a key's distance rounds to at least d (1 - u) and its bias to at least
+ * m d (1 - u)^2; x_j = fl(a_j - b_j) <= fl(mx + F - e) and fl(x_j - mx) < F once e > 4 u (|mx| + 2 |F| + 1), the
+ * two roundings' worst case (every quantity here is far above the subnormals). D is formed in float64 and
+ * enlarged by 2^-40 relative for its own roundings. */
+static inline void far_near_keys(const posattn_softmax_row *row, int keys, float score_max, float mx, int64_t lo,
+                                 int64_t hi, int64_t *near_lo, int64_t *near_hi) {
+    *near_lo = lo, *near_hi = hi;
+    const double F = (double)POSATTN_EXP_FLUSH_BELOW, u = 0x1p-24, m = (double)row->slope, q = (double)row->q_pos;
+    if (!(score_max == score_max) || !isfinite(mx) || !isfinite(row->q_pos)) return;
+    const double e = 4.0 * u * (fabs((double)mx) + 2.0 * fabs(F) + 1.0);
+    const double t = (double)score_max - (double)mx - F + e;
+    double D = t / (m * (1.0 - u) * (1.0 - u)) * (1.0 + 0x1p-40);
+    if (!(D < 0x1p60)) return;
+    if (D < 0.0) D = 0.0;
+    if (keys == KEYS_IOTA) { /* key j at j: keep q - D < j < q + D, widened to whole keys */
+        const double first = floor(q - D), end = ceil(q + D) + 1.0;
+        if (first > (double)lo) *near_lo = first < (double)hi ? (int64_t)first : hi;
+        if (end < (double)hi) *near_hi = end > (double)*near_lo ? (int64_t)end : *near_lo;
+        return;
+    }
+    /* Sorted positions: the first key with k_j > q - D (keys at or below are skipped: their distance is >= D) and
+     * the first with k_j >= q + D. */
+    const float *k = row->keys.k_pos;
+    int64_t a = lo, b = hi;
+    while (a < b) {
+        const int64_t mid = a + (b - a) / 2;
+        if ((double)k[mid] <= q - D) a = mid + 1; else b = mid;
+    }
+    *near_lo = a;
+    b = hi;
+    while (a < b) {
+        const int64_t mid = a + (b - a) / 2;
+        if ((double)k[mid] < q + D) a = mid + 1; else b = mid;
+    }
+    *near_hi = a;
+}
+
 /* Pass 1: the maximum of the logits of [lo, hi), -inf when there is none; with `stored`, the logits go to probs.
  * vf_max_ign skips NaN as fmaxf does: NaN reaches the sum through exp instead, except in a row whose maximum is
  * -inf, which the caller checks. */
 ALIBI_INLINE float pass1_logits_max(const alibi_logits *c, int keys, int mask, int softcap, int stored,
-                                    float *probs, int64_t lo, int64_t hi, vf qk_lo) {
+                                    float *probs, int64_t lo, int64_t hi, vf qk_lo, float *score_max) {
     const int64_t V = ALIBI_LANES;
     vf max0 = vf_set1(-INFINITY), max1 = max0, max2 = max0, max3 = max0;
+    far_scores far = far_scores_start();
     vf qk0 = qk_lo;
     int64_t j = lo;
     for (; j + 4 * V <= hi; j += 4 * V) {
@@ -139,6 +218,12 @@ ALIBI_INLINE float pass1_logits_max(const alibi_logits *c, int keys, int mask, i
         const vf x1 = logits(c, keys, mask, softcap, j + V, V, 1, qk1);
         const vf x2 = logits(c, keys, mask, softcap, j + 2 * V, V, 1, qk2);
         const vf x3 = logits(c, keys, mask, softcap, j + 3 * V, V, 1, qk3);
+        if (score_max) {
+            far_scores_add(&far, c, j, V);
+            far_scores_add(&far, c, j + V, V);
+            far_scores_add(&far, c, j + 2 * V, V);
+            far_scores_add(&far, c, j + 3 * V, V);
+        }
         if (stored) {
             vf_store(probs + j, x0);
             vf_store(probs + j + V, x1);
@@ -153,15 +238,18 @@ ALIBI_INLINE float pass1_logits_max(const alibi_logits *c, int keys, int mask, i
     }
     for (; j + V <= hi; j += V) {
         const vf x = logits(c, keys, mask, softcap, j, V, 1, qk0);
+        if (score_max) far_scores_add(&far, c, j, V);
         if (stored) vf_store(probs + j, x);
         max0 = vf_max_ign(max0, x);
         qk0 = vf_sub(qk0, vf_set1((float)V));
     }
     if (j < hi) {
         const vf x = logits_tail(c, keys, mask, softcap, j, hi - j, qk0);
+        if (score_max) far_scores_add(&far, c, j, hi - j);
         if (stored) vf_store_part(probs + j, x, hi - j);
         max1 = vf_max_ign(max1, x);
     }
+    if (score_max) *score_max = far_scores_max(&far);
     return vf_reduce_max(vf_max_ign(vf_max_ign(max0, max1), vf_max_ign(max2, max3)));
 }
 
@@ -400,7 +488,11 @@ ALIBI_INLINE void softmax_row_body(const posattn_softmax_row *row, int keys, int
     }
     posattn_row_prefetch pf = posattn_row_prefetch_of(row); /* the next row: see kernels.h */
 
-    float mx = pass1_logits_max(&c, keys, mask, softcap, stored, probs, lo, hi, qk_lo);
+    const int far_skip = far_skip_possible(keys, mask, softcap) && !stored && row->slope > 0.0f &&
+                         (keys != KEYS_CONTIGUOUS || row->keys_sorted);
+    float score_max = NAN;
+    float mx = far_skip ? pass1_logits_max(&c, keys, mask, softcap, stored, probs, lo, hi, qk_lo, &score_max)
+                        : pass1_logits_max(&c, keys, mask, softcap, stored, probs, lo, hi, qk_lo, NULL);
     int sink_is_nan = 0;
     if (row->has_sink) {
         sink_is_nan = isnan(row->sink);
@@ -415,8 +507,21 @@ ALIBI_INLINE void softmax_row_body(const posattn_softmax_row *row, int keys, int
         return;
     }
 
-    int64_t live_lo, live_hi;
-    double sum = pass2_exp_sum(&c, keys, mask, stored, probs, lo, hi, mx, qk_lo, &pf, &live_lo, &live_hi);
+    int64_t live_lo, live_hi, near_lo = lo, near_hi = hi;
+    if (far_skip) {
+        far_near_keys(row, keys, score_max, mx, lo, hi, &near_lo, &near_hi);
+        /* Widened to pass 2's groups of 4 vectors counted from lo (and to hi past the last whole group): pass 2 then
+         * runs the same groups in the same order as over [lo, hi), less groups whose every lane flushes (which
+         * add nothing and do not count), so the sum has the same bits as without skipping. */
+        const int64_t G = 4 * ALIBI_LANES, groups_end = lo + (hi - lo) / G * G;
+        near_lo = lo + (near_lo - lo) / G * G;
+        near_hi = near_hi > groups_end ? hi : lo + (near_hi - lo + G - 1) / G * G;
+        fill_f32(probs, lo, near_lo, 0.0f);
+        fill_f32(probs, near_hi, hi, 0.0f);
+    }
+    const vf qk_near = keys == KEYS_IOTA && near_lo != lo ? iota_distances_at(row->q_pos, near_lo) : qk_lo;
+    double sum = pass2_exp_sum(&c, keys, mask, stored, probs, near_lo, near_hi, mx, qk_near, &pf, &live_lo,
+                               &live_hi);
     if (row->has_sink) sum += (double)flushed_expf(row->sink - mx);
     /* A NaN sum (a NaN logit) must reach every key of [lo, hi), the zeros of skipped groups included. */
     if (isnan(sum)) live_lo = lo, live_hi = hi;

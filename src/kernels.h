@@ -97,6 +97,7 @@ typedef struct posattn_softmax_row {
     float slope;
     float q_pos;
     posattn_key_positions keys;
+    int keys_sorted;  /* 1: keys.k_pos is contiguous and non-decreasing over [0, nk), no NaN (checked by the caller) */
     const void *mask; /* NULL or the row's mask M[0..nk) */
     int mask_is_f16;
     float mask_scale; /* 1, or m_h in MASK_TIMES_SLOPE mode */

@@ -751,6 +751,98 @@ START_TEST(test_nan_score_makes_its_row_nan) {
 }
 END_TEST
 
+/* Long rows skip in pass 2 the keys a steep slope flushes (default positions, or positions shared by all heads that
+ * are sorted): the same bits as the call that visits them, which positions given per head (never skipped) make.
+ * Sorted positions with gaps and repeats, queries inside, past the end and before the start; a huge far score (it
+ * sets the row's bound: nothing may be skipped that it would keep), a NaN and an infinite far score (skipping must
+ * turn off), unsorted positions, causal rows, windows, sinks and lse, every ISA. */
+enum { FAR_PLAIN, FAR_HUGE, FAR_NAN, FAR_INF };
+
+static void run_far_keys_case(int64_t nk, int sorted_positions, int unsorted, int special, int causal, int64_t window,
+                              uint64_t seed) {
+    enum { H = 8, NQ = 3 };
+    rng g = rng_seeded(test_case_seed(seed));
+    const size_t n = (size_t)(H * NQ * nk);
+    float *scores = malloc(n * sizeof *scores), *pa = malloc(n * sizeof *pa), *pb = malloc(n * sizeof *pb);
+    float *k_shared = malloc((size_t)nk * sizeof(float)), *k_heads = malloc((size_t)(H * nk) * sizeof(float));
+    float q_shared[NQ], q_heads[H * NQ], slopes[H], sinks[H], lse_a[H * NQ], lse_b[H * NQ];
+    ck_assert(scores && pa && pb && k_shared && k_heads);
+    ck_assert_int_eq(posattn_alibi_slopes(H, 8.0f, slopes), POSATTN_OK);
+    for (int h = 0; h < H; ++h) sinks[h] = rng_float(&g, -2.0, 2.0);
+    for (size_t k = 0; k < n; ++k) scores[k] = rng_float(&g, -16.0, 16.0);
+    const int64_t far = nk / 7; /* far from every query below */
+    for (int64_t r = 0; r < H * NQ; ++r) {
+        float *row = scores + r * nk;
+        if (special == FAR_HUGE && r % 3 == 0) row[far] = 3.0e4f;
+        if (special == FAR_NAN && r == 4) row[far] = NAN;
+        if (special == FAR_INF && r == 5) row[far] = INFINITY;
+    }
+    static const float gaps[] = {0.0f, 0.5f, 1.0f, 1.0f, 3.0f, 100.0f};
+    float p = -50.0f;
+    for (int64_t j = 0; j < nk; ++j) {
+        k_shared[j] = sorted_positions ? p : (float)j;
+        p += gaps[rng_below(&g, 6)];
+    }
+    if (unsorted) k_shared[nk / 2] = k_shared[nk - 1] + 1.0f;
+    const float q_at[NQ] = {sorted_positions ? k_shared[nk / 3] + 0.25f : (float)(nk - NQ),
+                            sorted_positions ? k_shared[nk - 1] + 40.0f : (float)(nk - NQ + 1),
+                            sorted_positions ? -80.0f : (float)(nk - 1)};
+    for (int i = 0; i < NQ; ++i) q_shared[i] = q_at[i];
+    for (int h = 0; h < H; ++h) {
+        memcpy(k_heads + h * nk, k_shared, (size_t)nk * sizeof(float));
+        for (int i = 0; i < NQ; ++i) q_heads[h * NQ + i] = q_shared[i];
+    }
+    /* The default positions are q = nk - NQ + i and k = j: given per head, they take the path that never skips. */
+    const posattn_positions shared = {.q = q_shared, .k = k_shared, .axes = 1};
+    const posattn_positions per_head = {.q = q_heads, .k = k_heads, .axes = 1, .q_head_stride = NQ,
+                                        .k_head_stride = nk};
+    const int explicit_a = sorted_positions || unsorted;
+    FOR_EACH_ISA(isa) {
+        if (!enter_isa(isa)) continue;
+        posattn_softmax_options o = {0};
+        o.flags = causal ? POSATTN_CAUSAL : 0u, o.window = window, o.sinks = sinks;
+        o.lse = lse_a;
+        ck_assert_int_eq(posattn_alibi_softmax(H, NQ, nk, scores, 0, 0, pa, 0, 0, 0.125f, slopes,
+                                               explicit_a ? &shared : NULL, &o, 0, H * NQ),
+                         POSATTN_OK);
+        o.lse = lse_b;
+        ck_assert_int_eq(posattn_alibi_softmax(H, NQ, nk, scores, 0, 0, pb, 0, 0, 0.125f, slopes, &per_head, &o, 0,
+                                               H * NQ),
+                         POSATTN_OK);
+        for (size_t k = 0; k < n; ++k) {
+            if (!same_bits(pa[k], pb[k])) {
+                CHECK(0, "isa %s, nk %" PRId64 " %s%s special %d causal %d window %" PRId64 ": row %zu key %zu: %a "
+                      "with skipping, %a without", posattn_isa_name(isa), nk, sorted_positions ? "sorted" : "default",
+                      unsorted ? " unsorted" : "", special, causal, window, k / (size_t)nk, k % (size_t)nk,
+                      (double)pa[k], (double)pb[k]);
+                break;
+            }
+        }
+        for (int r = 0; r < H * NQ; ++r) {
+            CHECK(same_bits(lse_a[r], lse_b[r]), "isa %s, nk %" PRId64 ": lse of row %d %a with skipping, %a without",
+                  posattn_isa_name(isa), nk, r, (double)lse_a[r], (double)lse_b[r]);
+        }
+        if (special == FAR_NAN && !window) {
+            CHECK(isnan(lse_a[4]), "isa %s: the row with a NaN score is not NaN", posattn_isa_name(isa));
+        }
+    }
+    free(scores), free(pa), free(pb), free(k_shared), free(k_heads);
+}
+
+START_TEST(test_far_keys_skipped_exactly) {
+    static const int64_t lengths[] = {4097, 5000, 9001, 20000};
+    uint64_t seed = 7100;
+    for (size_t a = 0; a < sizeof lengths / sizeof lengths[0]; ++a) {
+        for (int sorted = 0; sorted <= 1; ++sorted) {
+            for (int special = FAR_PLAIN; special <= FAR_INF; ++special) {
+                run_far_keys_case(lengths[a], sorted, 0, special, (int)(a % 2), a == 2 ? 3000 : 0, seed++);
+            }
+        }
+    }
+    run_far_keys_case(9000, 1, 1, FAR_PLAIN, 0, 0, seed++); /* unsorted: not skipped, still the same */
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------------------------ */
 /* SPEC 3 test vectors                                                                                            */
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -915,6 +1007,7 @@ static Suite *softmax_suite(void) {
     tcase_add_test(values, test_mask_times_slope_with_zero_slope);
     tcase_add_test(values, test_rows_without_valid_keys);
     tcase_add_test(values, test_nan_score_makes_its_row_nan);
+    tcase_add_test(values, test_far_keys_skipped_exactly);
     suite_add_tcase(s, values);
     return s;
 }
