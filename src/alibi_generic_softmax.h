@@ -126,88 +126,116 @@ static inline void fill_f32(float *dst, int64_t begin, int64_t end, float value)
 /* Keys that pass 2 need not visit                                                                              */
 /* ---------------------------------------------------------------------------------------------------------- */
 
-/* A long row's pass 2 forms every logit again (scores and key positions read a second time) only to find most of
- * them flushed to 0 under a steep slope. With A the largest scaled score fl(scale s_j) of the row, a key at distance
- * at least D = (A - mx - F + margin) / m from the query (F the flush threshold) has a logit x_j <= A - m D below
- * mx + F even after the roundings, so its probability is exactly 0 without looking: pass 2 writes zeros there and
- * visits only the keys nearer than D, found arithmetically for the default positions and by binary search for
- * sorted ones. The same bits as visiting them. Pass 1 collects A (and whether a score is NaN or infinite, which
- * turns this off: NaN must reach the sum). Rows without a mask or a softcap, with a slope > 0, 1-D positions that
- * are the default ones (exact iota) or sorted and contiguous, and too long to store their logits. */
-typedef struct far_scores {
-    vf max;     /* largest fl(scale s_j) per lane */
-    vf special; /* a - a summed: 0, or NaN once a score is NaN or infinite */
-} far_scores;
-
-static inline far_scores far_scores_start(void) {
-    far_scores f = {vf_set1(-INFINITY), vf_zero()};
-    return f;
-}
-
-ALIBI_INLINE void far_scores_add(far_scores *f, const alibi_logits *c, int64_t j, int64_t n) {
-    const int64_t V = ALIBI_LANES;
-    vf a = vf_mul(vf_set1(c->scale), n == V ? vf_load(c->scores + j) : vf_load_part(c->scores + j, n));
-    if (n < V) a = vf_select(vm_first(n), a, vf_zero());
-    f->max = vf_max_ign(f->max, a);
-    f->special = vf_add(f->special, vf_sub(a, a));
-}
-
-/* A, or NaN when a score was NaN or infinite. */
-ALIBI_INLINE float far_scores_max(const far_scores *f) {
-    const double special = vd_reduce_add(vd_widen_add(vd_zero(), f->special));
-    return special == 0.0 ? vf_reduce_max(f->max) : NAN;
-}
-
+/* A long row's passes form every logit (scores and key positions read) to find most of them far below the maximum
+ * under a steep slope. With A the largest scaled score fl(scale s_j) of the row (pass 0, which reads the scores
+ * only), a key's logit is at most A - m d after the roundings' margin (d its distance to the query, m the slope).
+ * So pass 1 needs only the keys nearer than D1 = (A - L0)/m, L0 a lower bound on the nearest key's logit (no key
+ * beyond can be the maximum), and pass 2 only those nearer than D = (A - mx - F)/m, F the flush threshold (every
+ * key beyond has probability exactly 0: pass 2 writes its zero without looking). Both are found arithmetically for
+ * the default positions and by binary search for sorted ones, and give the same bits as visiting every key. A NaN
+ * or infinite score turns this off (NaN must reach the sum). Rows without a mask or a softcap, with a slope > 0,
+ * 1-D positions that are the default ones (exact iota) or sorted and contiguous, too long to store their logits. */
 static inline int far_skip_possible(int keys, int mask, int softcap) {
     return (keys == KEYS_IOTA || keys == KEYS_CONTIGUOUS) && mask == MASK_NONE && !softcap;
 }
 
-/* The keys [*near_lo, *near_hi) within [lo, hi) nearer to the query than D (see above); the others' probabilities
- * are 0. The bound, with u = 2^-24: a key's distance rounds to at least d (1 - u) and its bias to at least
- * m d (1 - u)^2; x_j = fl(a_j - b_j) <= fl(mx + F - e) and fl(x_j - mx) < F once e > 4 u (|mx| + 2 |F| + 1), the
- * two roundings' worst case (every quantity here is far above the subnormals). D is formed in float64 and
- * enlarged by 2^-40 relative for its own roundings. */
-static inline void far_near_keys(const posattn_softmax_row *row, int keys, float score_max, float mx, int64_t lo,
-                                 int64_t hi, int64_t *near_lo, int64_t *near_hi) {
-    *near_lo = lo, *near_hi = hi;
-    const double F = (double)POSATTN_EXP_FLUSH_BELOW, u = 0x1p-24, m = (double)row->slope, q = (double)row->q_pos;
-    if (!(score_max == score_max) || !isfinite(mx) || !isfinite(row->q_pos)) return;
-    const double e = 4.0 * u * (fabs((double)mx) + 2.0 * fabs(F) + 1.0);
-    const double t = (double)score_max - (double)mx - F + e;
-    double D = t / (m * (1.0 - u) * (1.0 - u)) * (1.0 + 0x1p-40);
+/* Pass 0: A over [lo, hi), or NaN when a score is NaN or infinite (a - a is then NaN, and the sum of them). */
+ALIBI_INLINE float pass0_scores_max(const alibi_logits *c, int64_t lo, int64_t hi) {
+    const int64_t V = ALIBI_LANES;
+    const vf scale = vf_set1(c->scale);
+    vf max0 = vf_set1(-INFINITY), max1 = max0, special0 = vf_zero(), special1 = special0;
+    int64_t j = lo;
+    for (; j + 2 * V <= hi; j += 2 * V) {
+        const vf a0 = vf_mul(scale, vf_load(c->scores + j)), a1 = vf_mul(scale, vf_load(c->scores + j + V));
+        max0 = vf_max_ign(max0, a0);
+        max1 = vf_max_ign(max1, a1);
+        special0 = vf_add(special0, vf_sub(a0, a0));
+        special1 = vf_add(special1, vf_sub(a1, a1));
+    }
+    for (; j < hi; j += V) {
+        const int64_t n = hi - j < V ? hi - j : V;
+        const vf a = vf_select(vm_first(n), vf_mul(scale, vf_load_part(c->scores + j, n)), vf_set1(-INFINITY));
+        max0 = vf_max_ign(max0, a);
+        special0 = vf_add(special0, vf_select(vm_first(n), vf_sub(a, a), vf_zero()));
+    }
+    const double special = vd_reduce_add(vd_widen_add(vd_widen_add(vd_zero(), special0), special1));
+    return special == 0.0 ? vf_reduce_max(vf_max_ign(max0, max1)) : NAN;
+}
+
+/* The keys of [lo, hi) at distance at most D from the query: [*first, *end). */
+static inline void keys_within(const posattn_softmax_row *row, int keys, double D, int64_t lo, int64_t hi,
+                               int64_t *first, int64_t *end) {
+    const double q = (double)row->q_pos;
+    *first = lo, *end = hi;
     if (!(D < 0x1p60)) return;
-    if (D < 0.0) D = 0.0;
-    if (keys == KEYS_IOTA) { /* key j at j: keep q - D < j < q + D, widened to whole keys */
-        const double first = floor(q - D), end = ceil(q + D) + 1.0;
-        if (first > (double)lo) *near_lo = first < (double)hi ? (int64_t)first : hi;
-        if (end < (double)hi) *near_hi = end > (double)*near_lo ? (int64_t)end : *near_lo;
+    if (keys == KEYS_IOTA) { /* key j at j */
+        const double a = floor(q - D), b = ceil(q + D) + 1.0;
+        if (a > (double)lo) *first = a < (double)hi ? (int64_t)a : hi;
+        if (b < (double)hi) *end = b > (double)*first ? (int64_t)b : *first;
         return;
     }
-    /* Sorted positions: the first key with k_j > q - D (keys at or below are skipped: their distance is >= D) and
-     * the first with k_j >= q + D. */
+    /* Sorted positions: from the first key with k_j >= q - D to the first with k_j > q + D. */
     const float *k = row->keys.k_pos;
     int64_t a = lo, b = hi;
     while (a < b) {
         const int64_t mid = a + (b - a) / 2;
-        if ((double)k[mid] <= q - D) a = mid + 1; else b = mid;
+        if ((double)k[mid] < q - D) a = mid + 1; else b = mid;
     }
-    *near_lo = a;
+    *first = a;
     b = hi;
     while (a < b) {
         const int64_t mid = a + (b - a) / 2;
-        if ((double)k[mid] < q + D) a = mid + 1; else b = mid;
+        if ((double)k[mid] <= q + D) a = mid + 1; else b = mid;
     }
-    *near_hi = a;
+    *end = a;
+}
+
+/* The keys pass 1 must visit: those within D1 of the query. With u = 2^-24 the kernel's logit of a key at distance
+ * d with scaled score a is x = fl(a - fl(m fl(d))): at least L0 = a - m d (1 + 4u) - 2u (|a| + m d) for the
+ * nearest key, and for a key with m d (1 - u)^2 >= A - L0 + e1, e1 = 2u (|L0| + 1), at most fl(L0 - e1) < L0
+ * (fl is monotone). D1 is formed in float64 and enlarged by 2^-40 relative for its own roundings. */
+static inline void far_max_keys(const posattn_softmax_row *row, int keys, float score_max, int64_t lo, int64_t hi,
+                                int64_t *first, int64_t *end) {
+    *first = lo, *end = hi;
+    const double u = 0x1p-24, m = (double)row->slope, q = (double)row->q_pos;
+    if (!(score_max == score_max) || !isfinite(row->q_pos) || lo >= hi) return;
+    int64_t near;
+    if (keys == KEYS_IOTA) {
+        near = q <= (double)lo ? lo : q >= (double)(hi - 1) ? hi - 1 : (int64_t)q;
+    } else {
+        int64_t a, b;
+        keys_within(row, keys, 0.0, lo, hi, &a, &b); /* a: the first key at or past q */
+        near = a == hi || (a > lo && q - (double)row->keys.k_pos[a - 1] < (double)row->keys.k_pos[a] - q) ? a - 1 : a;
+    }
+    const double k_near = keys == KEYS_IOTA ? (double)near : (double)row->keys.k_pos[near];
+    const double a_near = (double)(row->scale * row->scores[near]), md = m * fabs(q - k_near);
+    const double L0 = a_near - md * (1.0 + 4.0 * u) - 2.0 * u * (fabs(a_near) + md);
+    const double D1 = ((double)score_max - L0 + 2.0 * u * (fabs(L0) + 1.0)) / (m * (1.0 - u) * (1.0 - u));
+    keys_within(row, keys, D1 * (1.0 + 0x1p-40), lo, hi, first, end);
+}
+
+/* The keys pass 2 must visit: those nearer than D. A key at distance d has a bias of at least m d (1 - u)^2 after
+ * its roundings, so x_j = fl(a_j - b_j) <= fl(mx + F - e) and fl(x_j - mx) < F once e > 4 u (|mx| + 2 |F| + 1),
+ * the two roundings' worst case (every quantity here is far above the subnormals). D is formed in float64 and
+ * enlarged by 2^-40 relative. */
+static inline void far_near_keys(const posattn_softmax_row *row, int keys, float score_max, float mx, int64_t lo,
+                                 int64_t hi, int64_t *near_lo, int64_t *near_hi) {
+    *near_lo = lo, *near_hi = hi;
+    const double F = (double)POSATTN_EXP_FLUSH_BELOW, u = 0x1p-24, m = (double)row->slope;
+    if (!(score_max == score_max) || !isfinite(mx) || !isfinite(row->q_pos)) return;
+    const double e = 4.0 * u * (fabs((double)mx) + 2.0 * fabs(F) + 1.0);
+    const double t = (double)score_max - (double)mx - F + e;
+    const double D = t / (m * (1.0 - u) * (1.0 - u)) * (1.0 + 0x1p-40);
+    keys_within(row, keys, D < 0.0 ? 0.0 : D, lo, hi, near_lo, near_hi);
 }
 
 /* Pass 1: the maximum of the logits of [lo, hi), -inf when there is none; with `stored`, the logits go to probs.
  * vf_max_ign skips NaN as fmaxf does: NaN reaches the sum through exp instead, except in a row whose maximum is
  * -inf, which the caller checks. */
 ALIBI_INLINE float pass1_logits_max(const alibi_logits *c, int keys, int mask, int softcap, int stored,
-                                    float *probs, int64_t lo, int64_t hi, vf qk_lo, float *score_max) {
+                                    float *probs, int64_t lo, int64_t hi, vf qk_lo) {
     const int64_t V = ALIBI_LANES;
     vf max0 = vf_set1(-INFINITY), max1 = max0, max2 = max0, max3 = max0;
-    far_scores far = far_scores_start();
     vf qk0 = qk_lo;
     int64_t j = lo;
     for (; j + 4 * V <= hi; j += 4 * V) {
@@ -218,12 +246,6 @@ ALIBI_INLINE float pass1_logits_max(const alibi_logits *c, int keys, int mask, i
         const vf x1 = logits(c, keys, mask, softcap, j + V, V, 1, qk1);
         const vf x2 = logits(c, keys, mask, softcap, j + 2 * V, V, 1, qk2);
         const vf x3 = logits(c, keys, mask, softcap, j + 3 * V, V, 1, qk3);
-        if (score_max) {
-            far_scores_add(&far, c, j, V);
-            far_scores_add(&far, c, j + V, V);
-            far_scores_add(&far, c, j + 2 * V, V);
-            far_scores_add(&far, c, j + 3 * V, V);
-        }
         if (stored) {
             vf_store(probs + j, x0);
             vf_store(probs + j + V, x1);
@@ -238,18 +260,15 @@ ALIBI_INLINE float pass1_logits_max(const alibi_logits *c, int keys, int mask, i
     }
     for (; j + V <= hi; j += V) {
         const vf x = logits(c, keys, mask, softcap, j, V, 1, qk0);
-        if (score_max) far_scores_add(&far, c, j, V);
         if (stored) vf_store(probs + j, x);
         max0 = vf_max_ign(max0, x);
         qk0 = vf_sub(qk0, vf_set1((float)V));
     }
     if (j < hi) {
         const vf x = logits_tail(c, keys, mask, softcap, j, hi - j, qk0);
-        if (score_max) far_scores_add(&far, c, j, hi - j);
         if (stored) vf_store_part(probs + j, x, hi - j);
         max1 = vf_max_ign(max1, x);
     }
-    if (score_max) *score_max = far_scores_max(&far);
     return vf_reduce_max(vf_max_ign(vf_max_ign(max0, max1), vf_max_ign(max2, max3)));
 }
 
@@ -491,8 +510,13 @@ ALIBI_INLINE void softmax_row_body(const posattn_softmax_row *row, int keys, int
     const int far_skip = far_skip_possible(keys, mask, softcap) && !stored && row->slope > 0.0f &&
                          (keys != KEYS_CONTIGUOUS || row->keys_sorted);
     float score_max = NAN;
-    float mx = far_skip ? pass1_logits_max(&c, keys, mask, softcap, stored, probs, lo, hi, qk_lo, &score_max)
-                        : pass1_logits_max(&c, keys, mask, softcap, stored, probs, lo, hi, qk_lo, NULL);
+    int64_t max_lo = lo, max_hi = hi;
+    if (far_skip) {
+        score_max = pass0_scores_max(&c, lo, hi);
+        far_max_keys(row, keys, score_max, lo, hi, &max_lo, &max_hi);
+    }
+    const vf qk_max = keys == KEYS_IOTA && max_lo != lo ? iota_distances_at(row->q_pos, max_lo) : qk_lo;
+    float mx = pass1_logits_max(&c, keys, mask, softcap, stored, probs, max_lo, max_hi, qk_max);
     int sink_is_nan = 0;
     if (row->has_sink) {
         sink_is_nan = isnan(row->sink);
