@@ -34,10 +34,11 @@ TIME_UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 def shape_info(shape):
     """(heads, nq, nk, description) from a shape name of bench/cases.c."""
-    m = re.fullmatch(r"decode_h(\d+)_nq(\d+)_nk(\d+)(_cold)?", shape)
+    m = re.fullmatch(r"decode_h(\d+)_nq(\d+)_nk(\d+)(_cold|_irregular)?", shape)
     if m:
         h, nq, nk = (int(m.group(i)) for i in (1, 2, 3))
-        return h, nq, nk, "decode" + (", rotating buffers (cold)" if m.group(4) else "")
+        return h, nq, nk, "decode" + {"_cold": ", rotating buffers (cold)",
+                                      "_irregular": ", sorted irregular key positions"}.get(m.group(4), "")
     m = re.fullmatch(r"prefill_h(\d+)_n(\d+)(_causal)?", shape)
     if m:
         h, n = int(m.group(1)), int(m.group(2))
@@ -878,6 +879,53 @@ def far_field_section(results):
     return lines
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Issue 16: short rows, sorted explicit positions, a mask shared by the heads (fused softmax, dispatched ISA)
+# ---------------------------------------------------------------------------------------------------------------
+
+def softmax_targets(context, results):
+    """[(measure, value text, target text, verdict)] of issue 16 items 3-5, on the ISA the softmax dispatches to."""
+    isa = dispatched_isa(context, results, "alibi_softmax")
+    out = []
+
+    def verdict(v, ok):
+        return "NOT MEASURED" if v is None else "PASS" if ok else "FAIL"
+
+    short = get(results, "alibi_softmax", isa, "decode_h32_nq1_nk16")
+    per_row = short.time_ns / 32 if short else None
+    out.append((f"{isa}: time per row of 16 keys (H=32)", fmt(per_row, 1, " ns"), "<= 20 ns",
+                verdict(per_row, per_row is not None and per_row <= 20)))
+    s512 = get(results, "alibi_softmax", isa, "decode_h32_nq1_nk512")
+    dnn, mc = get(results, "peer_onednn", "softmax", "decode_h32_nq1_nk512"), \
+        get(results, "roofline_memcpy", "rows", "decode_h32_nq1_nk512")
+    v = ratio(dnn.time_ns, s512.time_ns) if dnn and s512 else None
+    out.append((f"{isa}: oneDNN softmax / posattn at nk=512", fmt(v, 2, "x"), ">= 1.5x", verdict(v, v and v >= 1.5)))
+    v = ratio(s512.time_ns, mc.time_ns) if mc and s512 else None
+    out.append((f"{isa}: posattn / memcpy at nk=512", fmt(v, 2, "x"), "<= 2.5x", verdict(v, v and v <= 2.5)))
+    for nk in (32768, 131072):
+        a = get(results, "alibi_softmax", isa, f"decode_h32_nq1_nk{nk}_irregular")
+        b = get(results, "alibi_softmax", isa, f"decode_h32_nq1_nk{nk}")
+        v = ratio(a.time_ns, b.time_ns) if a and b else None
+        out.append((f"{isa}: sorted explicit positions / default positions, nk={nk}", fmt(v, 2, "x"), "<= 1.1x",
+                    verdict(v, v and v <= 1.1)))
+    a = next((r for r in results.values() if r.family == "alibi_softmax_ggml_mask"), None)
+    b = get(results, "alibi_softmax", a.variant, a.shape) if a else None
+    v = ratio(a.time_ns, b.time_ns) if a and b else None
+    out.append((f"{a.variant if a else isa}: mask shared by the heads (ggml's call) / positions in the kernel, "
+                "prefill_h8_n4096", fmt(v, 2, "x"), "<= 1.15x", verdict(v, v and v <= 1.15)))
+    return out
+
+
+def softmax_targets_section(context, results):
+    rows = softmax_targets(context, results)
+    if all(r[3] == "NOT MEASURED" for r in rows):
+        return []
+    lines = ["## Issue 16 targets of the fused softmax (one run)", ""]
+    lines += [f"- {m} (target {t}): {v}: **{verdict}**" for m, v, t, verdict in rows]
+    lines.append("")
+    return lines
+
+
 def best_softmax(results, shape):
     best = None
     for isa in ISAS:
@@ -1069,6 +1117,7 @@ def report(path, context, results, skipped, plots=None):
     lines.append("")
 
     lines += dispatch_section(context, results)
+    lines += softmax_targets_section(context, results)
 
     shapes = shapes_in(results, skipped)
     if shapes:

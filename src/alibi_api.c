@@ -164,19 +164,27 @@ static void run_rows_head_major(const softmax_call *k, int64_t row_begin, int64_
     }
 }
 
-/* Rows query by query, every head of a query in turn: with a mask shared by all heads (mask_head_stride 0, as
- * ggml's), a mask row is then read from memory once and from cache by the other heads, instead of once per head.
- * The rows of [row_begin, row_end) only, each once; the valid keys depend on the query alone. */
-static void run_rows_query_major(const softmax_call *k, int64_t row_begin, int64_t row_end) {
+/* Rows in tiles of queries, every head over the tile in turn: with a mask shared by all heads (mask_head_stride 0,
+ * as ggml's), the tile's mask rows are read from memory once and from L2 by the other heads, instead of once per
+ * head, while each head still streams through consecutive rows of S and P (query by query, every head in turn,
+ * jumped between heads' distant rows and measured no faster). A tile's mask rows take at most 256 KiB. The rows of
+ * [row_begin, row_end) only, each once; the valid keys depend on the query alone. */
+static void run_rows_mask_tiled(const softmax_call *k, int64_t row_begin, int64_t row_end) {
     const int64_t nq = k->s.nq, h_first = row_begin / nq, h_end = (row_end - 1) / nq + 1;
-    for (int64_t i = 0; i < nq; ++i) {
-        int64_t lo, hi;
-        posattn_valid_keys(k->s, i, k->causal, k->o->window, &lo, &hi);
+    const int64_t mask_row_bytes = k->mask_row_stride * (int64_t)k->mask_elem;
+    int64_t tile = (INT64_C(256) << 10) / (mask_row_bytes > 0 ? mask_row_bytes : 1);
+    if (tile < 1) tile = 1;
+    for (int64_t i0 = 0; i0 < nq; i0 += tile) {
+        const int64_t i1 = nq - i0 < tile ? nq : i0 + tile;
         for (int64_t h = h_first; h < h_end; ++h) {
-            const int64_t r = h * nq + i;
-            if (r < row_begin || r >= row_end) continue;
-            const int64_t h1 = h + 1 < h_end && r + nq < row_end ? h + 1 : -1; /* the next head, same query */
-            run_row(k, h, i, lo, hi, h1, i, lo, hi);
+            const int64_t b = h * nq + i0 > row_begin ? i0 : row_begin - h * nq;
+            const int64_t e = h * nq + i1 < row_end ? i1 : row_end - h * nq;
+            for (int64_t i = b; i < e; ++i) {
+                int64_t lo, hi, lo1 = 0, hi1 = 0;
+                posattn_valid_keys(k->s, i, k->causal, k->o->window, &lo, &hi);
+                if (i + 1 < e) posattn_valid_keys(k->s, i + 1, k->causal, k->o->window, &lo1, &hi1);
+                run_row(k, h, i, lo, hi, i + 1 < e ? h : -1, i + 1, lo1, hi1);
+            }
         }
     }
 }
@@ -247,7 +255,7 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
         .kernel = posattn_dispatch_alibi_softmax_row(),
     };
     if (o->mask && o->mask_head_stride == 0 && nq > 1 && row_end - row_begin > nq) {
-        run_rows_query_major(&k, row_begin, row_end);
+        run_rows_mask_tiled(&k, row_begin, row_end);
     } else {
         run_rows_head_major(&k, row_begin, row_end);
     }
