@@ -96,6 +96,8 @@ typedef struct softmax_call {
     size_t mask_elem;
     int mask_is_f16, mask_times_slope, causal;
     int keys_sorted; /* posattn_softmax_row.keys_sorted, the same for every row */
+    int default_positions; /* no positions at all and slopes multiply distances: posattn_row_positions_of's result
+                            * is slopes[h] and nk - nq + i */
     posattn_alibi_softmax_row_kernel *kernel;
 } softmax_call;
 
@@ -117,7 +119,12 @@ static void run_row(const softmax_call *k, int64_t h, int64_t i, int64_t lo, int
     const posattn_softmax_options *o = k->o;
     const int64_t r = h * k->s.nq + i;
     posattn_row_positions rp = {0};
-    if (!k->mask_times_slope) rp = posattn_row_positions_of(k->slopes, k->pos, k->s, h, i);
+    if (k->default_positions) { /* the common decode call: no call into rows.c per row */
+        rp.slope = k->slopes[h];
+        rp.q_pos = (float)(k->s.nk - k->s.nq + i);
+    } else if (!k->mask_times_slope) {
+        rp = posattn_row_positions_of(k->slopes, k->pos, k->s, h, i);
+    }
     posattn_softmax_row row = {
         .scores = k->scores + h * k->in.head_stride + i * k->in.row_stride,
         .probs = k->probs + h * k->out.head_stride + i * k->out.row_stride,
@@ -252,6 +259,8 @@ posattn_status posattn_alibi_softmax(int64_t n_heads, int64_t nq, int64_t nk, co
         .mask_times_slope = (o->flags & POSATTN_MASK_TIMES_SLOPE) != 0,
         .causal = (o->flags & POSATTN_CAUSAL) != 0,
         .keys_sorted = keys_sorted(&pos.p, nk, row_end - row_begin),
+        .default_positions = !pos.p.q && !pos.p.k && !pos.p.weights && pos.p.axes <= 1 &&
+                             !(o->flags & POSATTN_MASK_TIMES_SLOPE),
         .kernel = posattn_dispatch_alibi_softmax_row(),
     };
     if (o->mask && o->mask_head_stride == 0 && nq > 1 && row_end - row_begin > nq) {
