@@ -154,7 +154,8 @@ static void check_row(const call *c, int64_t r, const float *out, const float *l
     /* First order in u (L u << 1), finite values: otherwise only sanity is checked, as in fuzz_alibi_softmax. */
     const int huge = L > 1e4 || mid > 1e4 || A > 1e4 || loose || !(vmax_all <= 1e30);
     const double merge_u = c->mode == MODE_SPLIT ? 2.0 * c->n_ranges
-                           : c->mode == MODE_FAR ? 2.0 * (double)((nk + POSATTN_KV_SUMMARY_BLOCK - 1) / POSATTN_KV_SUMMARY_BLOCK)
+                           : c->mode == MODE_FAR ? 2.0 * (double)((nk + POSATTN_KV_SUMMARY_BLOCK - 1) / POSATTN_KV_SUMMARY_BLOCK +
+                                                                  c->n_ranges)
                                                  : 0.0;
     const double far_eps = c->mode == MODE_FAR ? FAR_EPS : 0.0;
     if (nan_row) {
@@ -240,10 +241,32 @@ static posattn_status run_far_field(const call *c, const posattn_attention_tenso
     }
     posattn_far_field far = {.summary = summary_buffer ? &summary : NULL, .scratch = scratch,
                              .scratch_bytes = scratch_bytes, .keys_read = -1};
-    const posattn_status st = posattn_attention_far_field(tp, c->scale, c->slopes, pp, op, &far, c->rb, c->re);
-    FZ_CHECK(st != POSATTN_OK || (far.keys_read >= 0 && far.keys_read <= (c->re - c->rb) * c->t.nk),
-             "far field: keys_read %lld outside [0, %lld]", (long long)far.keys_read,
-             (long long)((c->re - c->rb) * c->t.nk));
+    posattn_status st = POSATTN_OK;
+    if (c->n_ranges == 1) {
+        st = posattn_attention_far_field(tp, c->scale, c->slopes, pp, op, &far, c->rb, c->re);
+        FZ_CHECK(st != POSATTN_OK || (far.keys_read >= 0 && far.keys_read <= (c->re - c->rb) * c->t.nk),
+                 "far field: keys_read %lld outside [0, %lld]", (long long)far.keys_read,
+                 (long long)((c->re - c->rb) * c->t.nk));
+    } else { /* split-KV with skipping inside each range, then the merge (whose rows are [rb, re)) */
+        size_t part_bytes = 0;
+        posattn_attention_partials_size(c->t.n_heads, c->t.nq, c->t.dv, &part_bytes);
+        double *parts[8] = {0};
+        const int64_t rows = c->t.n_heads * c->t.nq;
+        for (int n = 0; n < c->n_ranges && st == POSATTN_OK; ++n) {
+            parts[n] = malloc(part_bytes ? part_bytes : 1);
+            far.keys_read = -1;
+            st = posattn_attention_far_field_partial(tp, c->scale, c->slopes, pp, op, &far, c->cuts[n],
+                                                     c->cuts[n + 1], parts[n], 0, rows);
+            FZ_CHECK(st != POSATTN_OK || (far.keys_read >= 0 && far.keys_read <= rows * (c->cuts[n + 1] - c->cuts[n])),
+                     "far field partial: keys_read %lld over %lld keys", (long long)far.keys_read,
+                     (long long)(c->cuts[n + 1] - c->cuts[n]));
+        }
+        if (st == POSATTN_OK) {
+            st = posattn_attention_merge(tp, op, (const double *const *)parts, c->n_ranges, c->rb, c->re);
+            far.keys_read = -1; /* a merge error is not the far-field call's */
+        }
+        for (int n = 0; n < c->n_ranges; ++n) free(parts[n]);
+    }
     FZ_CHECK(st == POSATTN_OK || far.keys_read == -1, "far field: error %s but keys_read written",
              posattn_status_string(st));
     free(summary_buffer), free(scratch);
