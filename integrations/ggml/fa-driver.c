@@ -233,9 +233,11 @@ int main(int argc, char **argv)
             }
         }
     }
-    /* llama.cpp-style: its cache layout, 32 heads (GQA 1 and 4), head size 128, f16 K/V, ALiBi distance mask. */
-    static const int64_t contexts[][2] = {{512, 1}, {512, 32}, {4096, 1}, {4096, 7}};
-    for (int ctx = 0; ctx < 4; ctx++) {
+    /* llama.cpp-style: its cache layout, 32 query heads (GQA 1 and 4), head size 128, f16 K/V, ALiBi distance mask. */
+    /* nk > 4096 with nq <= 4 takes the adapter's key-chunked decode path (partials merged), a partial last chunk
+     * included. */
+    static const int64_t contexts[][2] = {{512, 1}, {512, 32}, {4096, 1}, {4096, 7}, {8292, 1}, {13000, 3}};
+    for (int ctx = 0; ctx < 6; ctx++) {
         for (int gqa = 1; gqa <= 4; gqa += 3) {
             struct fa_case c = {128, 128, 32 / gqa, gqa, contexts[ctx][0], contexts[ctx][1], 1, 0, 8.0f, 0.0f,
                                 LM_GGML_TYPE_F16, 1, 0};
