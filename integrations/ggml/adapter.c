@@ -1,4 +1,4 @@
-/* ggml's soft_max_ext routed through posattn_alibi_softmax; see adapter.h. */
+/* ggml's soft_max_ext and flash_attn_ext routed through posattn_alibi_softmax and posattn_attention; see adapter.h. */
 #include "adapter.h"
 #include "ggml_slopes.h"
 
