@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Speed, not a test: soft_max_ext stock vs patched (posattn) in the packaged llama.cpp. The two builds run
-# alternately ROUNDS times; each prints best-of times; the ratio stock/patched is taken per round and the median
-# reported, so both see the same machine state. Name the CPU with the figures.
+# Speed, not a test: soft_max_ext and flash_attn_ext stock vs patched (posattn) in the packaged llama.cpp. The
+# two builds run alternately ROUNDS times; each prints best-of times; the ratio stock/patched is taken per round
+# and the median reported, so both see the same machine state. Name the CPU with the figures.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$("$here/build.sh" | tail -1)

@@ -21,6 +21,6 @@ ninja -C "$out/posattn" -j"$jobs" libposattn.a >/dev/null
 [ -f "$out/stock/Makefile" ] || cmake -S "$here" -B "$out/stock" -DGGML_CPP="$pkg/cpp" >/dev/null
 [ -f "$out/patched/Makefile" ] || cmake -S "$here" -B "$out/patched" -DGGML_CPP="$out/src-patched" \
   -DPOSATTN_LIB="$out/posattn/libposattn.a" -DPOSATTN_INCLUDE="$repo/include" >/dev/null
-make -s -C "$out/stock" -j"$jobs" ops-driver bench-driver
-make -s -C "$out/patched" -j"$jobs" ops-driver bench-driver
+make -s -C "$out/stock" -j"$jobs" ops-driver fa-driver bench-driver
+make -s -C "$out/patched" -j"$jobs" ops-driver fa-driver bench-driver
 echo "$out"
