@@ -11,17 +11,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --vendor
 jobs=$(nproc)
+# Quiet on success, the tail of the output on failure (ninja reports compile errors on stdout).
+quiet() { local log; log=$(mktemp); if ! "$@" >"$log" 2>&1; then tail -n 60 "$log"; rm -f "$log"; return 1; fi; rm -f "$log"; }
 x86=$([ "$(uname -m)" = x86_64 ] && echo 1 || echo 0)
 
 echo "== vendor: CMake build and tests"
 rm -rf build-cmake
-cmake -S . -B build-cmake -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-ninja -C build-cmake -j"$jobs" >/dev/null
+quiet cmake -S . -B build-cmake -G Ninja -DCMAKE_BUILD_TYPE=Release
+quiet ninja -C build-cmake -j"$jobs"
 (cd build-cmake && ctest -j"$jobs" --output-on-failure)
 
 echo "== vendor: the same tests and the same symbols as the Meson build"
-[ -f build/build.ninja ] || meson setup build -Dbench=false >/dev/null
-ninja -C build >/dev/null
+[ -f build/build.ninja ] || quiet meson setup build -Dbench=false
+quiet ninja -C build
 meson test -C build --list 2>/dev/null | sed -n 's|^posattn:[a-z]* / ||p' | sort >build-cmake/tests-meson.txt
 (cd build-cmake && ctest -N | sed -n 's/^ *Test *#[0-9]*: //p' | sort) >build-cmake/tests-cmake.txt
 diff -u build-cmake/tests-meson.txt build-cmake/tests-cmake.txt
@@ -36,8 +38,8 @@ echo "== vendor: examples/cmake-consumer (add_subdirectory)"
 consumer() { # <build dir> <cmake args...>
     local dir="$1"; shift
     rm -rf "$dir"
-    cmake -S examples/cmake-consumer -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-    ninja -C "$dir" -j"$jobs" >/dev/null
+    quiet cmake -S examples/cmake-consumer -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@"
+    quiet ninja -C "$dir" -j"$jobs"
     [ ! -e "$dir/posattn/tests" ] || { echo "vendor: a vendored posattn built its tests" >&2; exit 1; }
     "$dir/decode_step"
 }
@@ -51,9 +53,9 @@ echo "(a consumer build without SLEEF needs the no-SLEEF option, not built yet)"
 echo "== vendor: compile-time selection (meson -Ddispatch=compile-time)"
 rm -rf build-compile-time
 march=$([ "$x86" = 1 ] && echo "-march=x86-64-v3" || echo "")
-meson setup build-compile-time -Dbench=false -Ddispatch=compile-time ${march:+-Dc_args=$march} >/dev/null
-ninja -C build-compile-time -j"$jobs" >/dev/null
-meson test -C build-compile-time --print-errorlogs --no-rebuild >/dev/null
+quiet meson setup build-compile-time -Dbench=false -Ddispatch=compile-time ${march:+-Dc_args=$march}
+quiet ninja -C build-compile-time -j"$jobs"
+quiet meson test -C build-compile-time --print-errorlogs --no-rebuild
 echo "compiled ISAs: $(nm build-compile-time/libposattn.a | sed -n 's/.* T posattn_rope_token_f32_//p' | sort | tr '\n' ' ')"
 
 if [ "$x86" = 1 ]; then
